@@ -1,0 +1,1 @@
+"""Readers and writers for the files a Parameter Golf bundle is made of."""

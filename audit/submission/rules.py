@@ -1,0 +1,1 @@
+"""Submission rules (family "submission", ids SUB0xx)."""

@@ -1,0 +1,1 @@
+"""Tokenizer audit rules (family "tokenizer", ids TOK0xx). Filled by the tokenizer audit."""

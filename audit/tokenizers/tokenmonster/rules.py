@@ -1,0 +1,1 @@
+"""TokenMonster rules (family "tokenmonster", ids TM0xx)."""

@@ -1,0 +1,1 @@
+"""golfcheck's reference trainer, gated by the audits."""

@@ -1,0 +1,1 @@
+"""Trainer gate rules (family "gate", ids GATE0xx)."""
