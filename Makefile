@@ -6,7 +6,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: venv demo test bench fixtures clean
+.PHONY: venv demo test bench fixtures clean docs
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -32,3 +32,6 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info reports/*.json reports/*.md
+
+docs: $(STAMP)
+	$(BIN)/audit rules --markdown > docs/rules.md
