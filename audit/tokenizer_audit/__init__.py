@@ -1,1 +1,4 @@
-"""(package)"""
+"""The tokenizer audit: static checks of a meta against its tokenizer, and the byte accounting of
+a val stream against a reference (rules TOK0xx). Entry point: `audit_tokenizer(...)`."""
+
+from audit.tokenizer_audit.api import audit_tokenizer, canonical_fix  # noqa: F401

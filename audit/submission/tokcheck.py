@@ -1,0 +1,113 @@
+"""Tokenizer checks of a record: a shipped meta runs the tokenizer audit; a non-standard tokenizer
+named in the logs without a shipped meta/artifact cannot be verified (an error)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import PurePosixPath, PureWindowsPath
+
+from audit.errors import InputError
+from audit.report import Report
+from audit.rules import Finding, Severity
+from audit.submission import rules as R
+from audit.submission.logs import SeedLog
+from audit.submission.record import RecordFolder
+
+# The challenge's published tokenizers; everything else must prove its byte accounting.
+STANDARD = {"fineweb_1024_bpe", "fineweb_8192_bpe"}
+
+
+def _stem(path: str) -> str:
+    name = PureWindowsPath(path).name if "\\" in path else PurePosixPath(path).name
+    for suf in (".meta.npz", ".model", ".vocab", ".yaml", ".yml", ".npz"):
+        if name.endswith(suf):
+            return name[: -len(suf)]
+    return name
+
+
+def named_tokenizers(logs: list[SeedLog]) -> dict[str, str]:
+    """tokenizer stem -> evidence, from the logs' tokenizer_path / tokenizer_kind lines."""
+    out: dict[str, str] = {}
+    for lg in logs:
+        path = lg.tokenizer.get("tokenizer_path")
+        kind = lg.tokenizer.get("tokenizer_kind", "")
+        if path:
+            out.setdefault(_stem(path), f"{lg.name}: tokenizer_path {path}" + (f" (kind {kind})" if kind else ""))
+        elif kind and kind.lower() not in ("sentencepiece", "sp"):
+            out.setdefault(f"<{kind}>", f"{lg.name}: tokenizer_kind {kind}")
+    return out
+
+
+def _pair(rec: RecordFolder, meta) -> object | None:
+    stem = _stem(meta.name)
+    for t in rec.tokenizers:
+        if _stem(t.name) == stem:
+            return t
+    if rec.manifest is not None:
+        try:
+            if rec.manifest.stat().st_size < 1_000_000:
+                man = json.loads(rec.manifest.read_text("utf-8", "replace"))
+                for te in man.get("tokenizers", []) if isinstance(man, dict) else []:
+                    if isinstance(te, dict) and _stem(str(te.get("meta_path", ""))) == stem:
+                        want = _stem(str(te.get("path", "")))
+                        for t in rec.tokenizers:
+                            if _stem(t.name) == want:
+                                return t
+        except (ValueError, RecursionError, OSError):
+            pass
+    return rec.tokenizers[0] if len(rec.tokenizers) == 1 else None
+
+
+def check(rec: RecordFolder, logs: list[SeedLog], summary: dict) -> tuple[list[Finding], list]:
+    """Findings (SUB034/SUB035 plus the tokenizer audit's own) and its tables."""
+    findings: list[Finding] = []
+    tables: list = []
+    named = named_tokenizers(logs)
+    custom = {s: ev for s, ev in named.items() if s not in STANDARD}
+    shipped_custom = [t for t in rec.tokenizers if _stem(t.name) not in STANDARD]
+    summary["tokenizer"] = ", ".join(sorted(named)) if named else "not named in the logs"
+    for meta in rec.metas:
+        tok = _pair(rec, meta)
+        rel = rec.rel(meta)
+        try:
+            from audit.tokenizer_audit import audit_tokenizer  # lazy: a sibling package
+
+            reports: list[Report] = audit_tokenizer(meta, tokenizer=tok)
+        except InputError as e:
+            findings.append(R.TOKENIZER_UNVERIFIED.finding(
+                f"the shipped meta {rel} cannot be verified: {e.problem}",
+                {"meta": rel, "tokenizer": rec.rel(tok) if tok else None, "problem": e.problem}, location=rel))
+            continue
+        except Exception as e:  # noqa: BLE001 - a tokenizer-audit failure is a finding here, not a crash
+            findings.append(R.TOKENIZER_UNVERIFIED.finding(
+                f"the shipped meta {rel} cannot be verified: the tokenizer audit failed "
+                f"({type(e).__name__}: {' '.join(str(e).split())[:200]})",
+                {"meta": rel, "tokenizer": rec.rel(tok) if tok else None}, location=rel))
+            continue
+        rep = reports[0]
+        for f in rep.findings:
+            if f.severity is not Severity.INFO:
+                f.location = f"{rel}" + (f" ({f.location})" if f.location and f.location != str(meta) else "")
+                findings.append(f)
+        summary[f"tokenizer audit {rel}"] = rep.final_verdict
+        tables.extend(rep.tables[:3])
+        if not rep.passed:
+            findings.append(R.TOKENIZER_FAILED.finding(
+                f"the shipped meta {rel} fails the tokenizer audit ({len(rep.errors)} error(s): "
+                f"{', '.join(sorted({f.rule_id for f in rep.errors}))}); the claimed val_bpb rests on it",
+                {"meta": rel, "tokenizer": rec.rel(tok) if tok else None,
+                 "errors": sorted({f.rule_id for f in rep.errors})}, location=rel))
+    if not rec.metas and (custom or shipped_custom):
+        what = ", ".join(sorted(set(custom) | {t.name for t in shipped_custom}))
+        ev = {"tokenizers": sorted(custom) + [rec.rel(t) for t in shipped_custom],
+              "evidence": list(custom.values())[:3]}
+        if shipped_custom:
+            findings.append(R.TOKENIZER_UNVERIFIED.finding(
+                f"non-standard tokenizer {what} is shipped without its meta.npz: the byte accounting "
+                f"cannot be verified", ev, severity=Severity.WARNING if all(
+                    t.suffix == ".model" for t in shipped_custom) else None))
+        else:
+            findings.append(R.TOKENIZER_UNVERIFIED.finding(
+                f"the logs name a non-standard tokenizer ({what}) but the record ships neither it nor "
+                f"its meta: cannot be verified", ev))
+    return findings, tables

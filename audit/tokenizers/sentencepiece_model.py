@@ -1,0 +1,296 @@
+"""SentencePiece `.model` backend: decodes exactly as `sentencepiece`'s DecodeIds does.
+
+What DecodeIds does (checked against the library in tests/test_sentencepiece.py):
+- a piece's surface is its text with every `▁` turned into a space; control ids give nothing,
+  the unknown id gives its surface (` ⁇ ` by default);
+- while the text decoded so far is empty, one leading `▁` of a piece is dropped (models with
+  add_dummy_prefix or remove_extra_whitespaces) — so `▁the` at a document start is `the`;
+- consecutive byte pieces form a run decoded as UTF-8 where every byte that is not part of a
+  valid sequence becomes U+FFFD (EF BF BD); a non-byte id (even a control) ends the run.
+
+The per-id surfaces are taken from the library itself (one DecodeIds per id), so model options
+are honoured without parsing the protobuf. `decode_stream` is the vectorised path over a whole
+val stream; documents it cannot handle by table lookup (invalid byte runs, an empty piece at a
+document start) are re-decoded one by one with the exact `decode`.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from audit.errors import InputError
+from audit.formats.docs import DocBytes
+from audit.formats.meta import MetaTable
+from audit.tokenizers.base import SpecialIds, Tokenizer
+
+SPACE = "\u2581"
+_BYTE_PIECE = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
+_SURROGATE = re.compile("[\udc80-\udcff]")
+CHUNK = 1 << 22  # tokens per gather chunk: bounds the index arrays to ~100 MB
+
+
+def repair_byte_run(run: bytes) -> bytes:
+    """A byte-piece run as sentencepiece emits it: each byte outside a valid UTF-8 sequence → U+FFFD."""
+    try:
+        run.decode("utf-8")
+        return run
+    except UnicodeDecodeError:
+        # surrogateescape maps every undecodable byte, one by one, to U+DC80..U+DCFF
+        s = run.decode("utf-8", errors="surrogateescape")
+        return _SURROGATE.sub("\ufffd", s).encode("utf-8")
+
+
+class SentencePieceTokenizer(Tokenizer):
+    kind = "sentencepiece"
+
+    def __init__(self, processor, path: Path | None = None, name: str = ""):
+        self._sp = processor
+        self.path = path
+        self.name = name or (path.stem if path else "sentencepiece")
+        self._build_tables()
+
+    @classmethod
+    def load(cls, path: str | Path) -> "SentencePieceTokenizer":
+        import sentencepiece as spm
+
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(path, "no such file")
+        data = path.read_bytes()
+        sp = spm.SentencePieceProcessor()
+        try:
+            sp.LoadFromSerializedProto(data)
+        except Exception as e:  # the library raises RuntimeError/OSError on a bad proto
+            raise InputError(path, f"not a SentencePiece model: {' '.join(str(e).split())[:160]}") from None
+        if sp.vocab_size() <= 0:
+            raise InputError(path, "SentencePiece model with no pieces")
+        return cls(sp, path)
+
+    # ---- tables -------------------------------------------------------------------------
+    def _build_tables(self) -> None:
+        sp = self._sp
+        n = sp.vocab_size()
+        self._n = n
+        self.pieces = [sp.id_to_piece(i) for i in range(n)]
+        self.is_control = np.array([sp.is_control(i) for i in range(n)], dtype=bool)
+        self.is_unknown = np.array([sp.is_unknown(i) for i in range(n)], dtype=bool)
+        self.is_unused = np.array([sp.is_unused(i) for i in range(n)], dtype=bool)
+        self.is_byte = np.array([sp.is_byte(i) for i in range(n)], dtype=bool)
+        self.byte_value = np.full(n, -1, dtype=np.int16)
+        for i in np.flatnonzero(self.is_byte).tolist():
+            m = _BYTE_PIECE.match(self.pieces[i])
+            if not m:
+                raise InputError(self.path, f"byte piece {i} is {self.pieces[i]!r}, expected <0xHH>")
+            self.byte_value[i] = int(m.group(1), 16)
+        dec = lambda ids: sp.decode_ids(ids).encode("utf-8")  # noqa: E731
+        # A reference prefix that makes the decoded text non-empty, so the per-id surface is
+        # read without the document-start rule: an ASCII byte piece, else any visible piece.
+        ref = [i for i in np.flatnonzero(self.is_byte).tolist() if 0x21 <= self.byte_value[i] < 0x7F][:1]
+        if not ref:
+            ref = [i for i in range(n) if not self.is_byte[i] and dec([i])][:1]
+        ref_out = dec(ref) if ref else b""
+        surface, at_start = [], []
+        for i in range(n):
+            if self.is_byte[i]:
+                surface.append(bytes([int(self.byte_value[i])]))
+                at_start.append(surface[-1])
+                continue
+            both = dec(ref + [i]) if ref else dec([i])
+            if not both.startswith(ref_out):
+                raise InputError(self.path, f"piece {i} decodes in a way this reader does not model")
+            surface.append(both[len(ref_out):])
+            at_start.append(dec([i]))
+        self._surface = surface
+        self._at_start = at_start
+        self.tab_len = np.array([len(s) for s in surface], dtype=np.uint8 if max(map(len, surface)) < 256 else np.int32)
+        self.tab_off = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum([len(s) for s in surface], out=self.tab_off[1:])
+        self.table = np.frombuffer(b"".join(surface), dtype=np.uint8)
+        # document-start behaviour: drop one leading space, or (odd case) something else
+        self.start_strip = np.array([(not self.is_byte[i]) and at_start[i] != surface[i]
+                                     and surface[i][1:] == at_start[i] for i in range(n)], dtype=bool)
+        self.start_odd = np.array([(not self.is_byte[i]) and (len(at_start[i]) == 0 or (
+            at_start[i] != surface[i] and surface[i][1:] != at_start[i])) for i in range(n)], dtype=bool)
+
+    # ---- interface ----------------------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        return self._n
+
+    @property
+    def special(self) -> SpecialIds:
+        sp = self._sp
+
+        def opt(i: int) -> int | None:
+            return i if 0 <= i < self._n else None
+
+        ctrl = frozenset(np.flatnonzero(self.is_control | self.is_unused).tolist())
+        return SpecialIds(bos=opt(sp.bos_id()), eos=opt(sp.eos_id()), pad=opt(sp.pad_id()),
+                          unk=opt(sp.unk_id()), control=ctrl)
+
+    def id_bytes(self) -> list[bytes]:
+        return list(self._surface)
+
+    def id_classes(self) -> np.ndarray:
+        """One class name per id: control, unknown, unused, byte, space-piece, piece."""
+        out = np.array(["piece"] * self._n, dtype=object)
+        out[[p.startswith(SPACE) for p in self.pieces]] = "space-piece"
+        out[self.is_byte] = "byte"
+        out[self.is_unused] = "unused"
+        out[self.is_unknown] = "unknown"
+        out[self.is_control] = "control"
+        return out
+
+    def piece_text(self, i: int) -> str:
+        return self.pieces[i] if 0 <= i < self._n else f"<id {i} beyond the model>"
+
+    def decode(self, ids: Sequence[int] | np.ndarray) -> bytes:
+        """Exact DecodeIds of one document, in bytes (ids beyond the model decode to nothing)."""
+        out = bytearray()
+        run = bytearray()
+        n = self._n
+        for t in np.asarray(ids, dtype=np.int64).tolist():
+            if not 0 <= t < n:
+                continue
+            if self.is_byte[t]:
+                run.append(int(self.byte_value[t]))
+                continue
+            if run:
+                out += repair_byte_run(bytes(run))
+                run.clear()
+            out += self._at_start[t] if not out else self._surface[t]
+        if run:
+            out += repair_byte_run(bytes(run))
+        return bytes(out)
+
+    def decode_many(self, tokens, starts, ends) -> list[bytes]:
+        return self.decode_stream(tokens, starts, ends).to_list()
+
+    def decode_stream(self, tokens: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> DocBytes:
+        """Decode tokens[starts[k]:ends[k]] for every k (sorted, disjoint spans) into one buffer.
+
+        Table gather over the whole stream in chunks, then the document-start space rule, then
+        exact re-decoding of only the documents with an invalid byte run or an odd start."""
+        tokens = np.asarray(tokens)
+        starts = np.asarray(starts, dtype=np.int64)
+        ends = np.asarray(ends, dtype=np.int64)
+        ndoc = len(starts)
+        if ndoc == 0:
+            return DocBytes(np.zeros(0, np.uint8), np.zeros(1, np.int64))
+        if tokens.size and int(tokens.max()) >= self._n:
+            tokens = np.where(tokens < self._n, tokens, 0)  # out-of-model ids decode to nothing
+            # (id 0 must then be silent; it is <pad>/control in every canonical model)
+        lo, hi = int(starts[0]), int(ends[-1])
+        region = tokens[lo:hi]
+        lens = np.zeros(len(region) + 1, dtype=self.tab_len.dtype)
+        lens[:-1] = self.tab_len[region]
+        # positions between spans (normally just the BOS) must contribute nothing
+        gap_lo, gap_hi = ends[:-1] - lo, starts[1:] - lo
+        if np.any(gap_hi - gap_lo != 1):
+            cover = np.zeros(len(region) + 1, dtype=np.int32)
+            np.add.at(cover, starts - lo, 1)
+            np.add.at(cover, ends - lo, -1)
+            lens[:-1][np.cumsum(cover[:-1]) <= 0] = 0
+        elif gap_lo.size:
+            lens[gap_lo] = 0
+        doc_len = np.add.reduceat(lens, starts - lo, dtype=np.int64)
+        doc_len[starts == ends] = 0
+        offsets = np.zeros(ndoc + 1, dtype=np.int64)
+        np.cumsum(doc_len, out=offsets[1:])
+        buf = np.empty(int(offsets[-1]), dtype=np.uint8)
+        pos = 0
+        for a in range(0, len(region), CHUNK):
+            ids = region[a:a + CHUNK]
+            ln = lens[a:a + len(ids)].astype(np.int64)
+            tot = int(ln.sum())
+            if tot == 0:
+                continue
+            out_start = np.cumsum(ln) - ln
+            idx = np.repeat(self.tab_off[ids] - out_start, ln) + np.arange(tot, dtype=np.int64)
+            buf[pos:pos + tot] = self.table[idx]
+            pos += tot
+        nonempty = starts < ends
+        first = np.where(nonempty, tokens[np.minimum(starts, len(tokens) - 1)], 0)
+        slow = nonempty & self.start_odd[first]
+        slow |= self._bad_byte_run_docs(region, starts - lo, ends - lo, ndoc)
+        strip = nonempty & self.start_strip[first] & ~slow
+        if strip.any():
+            keep = np.ones(len(buf), dtype=bool)
+            keep[offsets[:-1][strip]] = False
+            buf = buf[keep]
+            doc_len = doc_len - strip
+            offsets = np.zeros(ndoc + 1, dtype=np.int64)
+            np.cumsum(doc_len, out=offsets[1:])
+        if slow.any():
+            docs = DocBytes(buf, offsets).to_list()
+            for k in np.flatnonzero(slow).tolist():
+                docs[k] = self.decode(tokens[starts[k]:ends[k]])
+            return DocBytes.from_list(docs)
+        return DocBytes(buf, offsets)
+
+    def _bad_byte_run_docs(self, region: np.ndarray, ds: np.ndarray, de: np.ndarray, ndoc: int) -> np.ndarray:
+        """Documents holding a byte-piece run that is not valid UTF-8 (usually none)."""
+        bad = np.zeros(ndoc, dtype=bool)
+        if not self.is_byte.any():
+            return bad
+        pos = np.flatnonzero(self.is_byte[region])
+        if pos.size == 0:
+            return bad
+        vals = self.byte_value[region[pos]].astype(np.uint8)
+        newrun = np.ones(pos.size, dtype=bool)
+        newrun[1:] = pos[1:] != pos[:-1] + 1
+        run_at = np.flatnonzero(newrun)
+        # a 0x00 before every run ends any incomplete sequence of the run before it
+        seq = np.insert(vals, run_at, 0)
+        try:
+            seq.tobytes().decode("utf-8")
+            return bad
+        except UnicodeDecodeError:
+            pass
+        doc_of_run = np.searchsorted(ds, pos[run_at], side="right") - 1
+        run_seq_start = run_at + np.arange(run_at.size)  # where each run's separator sits in seq
+        bounds = np.flatnonzero(np.diff(doc_of_run)) + 1
+        grp_start = np.concatenate([[0], bounds])
+        grp_end = np.concatenate([bounds, [run_at.size]])
+        raw = seq.tobytes()
+        seq_end = np.append(run_seq_start, len(seq))
+        for g0, g1 in zip(grp_start.tolist(), grp_end.tolist()):
+            chunk = raw[run_seq_start[g0]:seq_end[g1]]
+            try:
+                chunk.decode("utf-8")
+            except UnicodeDecodeError:
+                d = int(doc_of_run[g0])
+                if 0 <= d < ndoc and pos[run_at[g0]] < de[d]:
+                    bad[d] = True
+        return bad
+
+    def canonical_meta(self, vocab_size: int | None = None) -> MetaTable:
+        """tokenizers.md §1: the table the official trainer builds, padded to `vocab_size`."""
+        n = max(self._n, vocab_size or 0)
+        base = np.zeros(n, dtype=np.int16)
+        ls = np.zeros(n, dtype=bool)
+        bd = np.ones(n, dtype=bool)
+        for i, p in enumerate(self.pieces):
+            if self.is_control[i] or self.is_unknown[i] or self.is_unused[i]:
+                continue
+            bd[i] = False
+            if self.is_byte[i]:
+                base[i] = 1
+                continue
+            if p.startswith(SPACE):
+                ls[i] = True
+                p = p[1:]
+            base[i] = len(p.encode("utf-8"))
+        return MetaTable(base, ls, bd, tokenizer_kind="sentencepiece",
+                         source_model_name=self.path.name if self.path else self.name, vocab_size=n)
+
+    def encode(self, text: str) -> list[int]:
+        return list(self._sp.encode(text))
+
+    @property
+    def byte_preserving(self) -> bool:
+        return False  # NFKC + whitespace normalisation when encoding

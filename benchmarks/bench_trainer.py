@@ -1,0 +1,95 @@
+"""Trainer benchmark (not a test): the costs the gate budgets for, at record scale, on this CPU.
+
+  export    proteus-size model (11x512, vocab 1024): per-row int6/int8 quantization, the container,
+            brotli-11 and lzma-9, compressed bytes and seconds (random weights compress worse
+            than trained ones, so the bytes are an upper bound)
+  gptq      one 512x1536 MLP matrix with a 1536-dim Hessian, GPTQ vs round-to-nearest time
+  plans     sliding-window plan and score-first ledger proof over a 62,021,846-token val stream
+  step      tiny-preset training step time
+
+    .venv/bin/python benchmarks/bench_trainer.py [--skip-export]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from trainer.config import resolve_config  # noqa: E402
+from trainer.eval import Ledger, sliding_windows  # noqa: E402
+from trainer.model import GPT, count_parameters  # noqa: E402
+from trainer.optim import Optimizers  # noqa: E402
+from trainer.quant import compress, gptq_quantize, quantize_rows, quantize_state, serialize  # noqa: E402
+
+VAL_TOKENS = 62_021_846
+
+
+def timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--skip-export", action="store_true")
+    args = ap.parse_args()
+    fig: dict = {}
+    if not args.skip_export:
+        cfg = resolve_config("proteus", use_env=False)[0]
+        torch.manual_seed(0)
+        m = GPT(cfg)
+        fig["proteus_params"] = count_parameters(m)
+        qs, fig["quantize_s"] = timed(lambda: quantize_state(m, m.state_dict(), cfg))
+        raw, fig["serialize_s"] = timed(lambda: serialize(qs))
+        fig["serialized_bytes"] = len(raw)
+        for method, level in (("brotli", 11), ("lzma", 9)):
+            blob, fig[f"{method}_s"] = timed(lambda: compress(raw, method, level))
+            fig[f"{method}_bytes"] = len(blob)
+    g = torch.Generator().manual_seed(0)
+    W = torch.randn(512, 1536, generator=g) * 0.02
+    X = torch.randn(4096, 1536, generator=g)
+    H = X.T @ X
+    _, fig["gptq_512x1536_s"] = timed(lambda: gptq_quantize(W, H, 6, 128))
+    _, fig["rtn_512x1536_s"] = timed(lambda: quantize_rows(W, 6))
+    ws, fig["sliding_plan_s"] = timed(lambda: sliding_windows(1, VAL_TOKENS, 2048, 64))
+    fig["sliding_windows"] = len(ws)
+    led = Ledger(VAL_TOKENS)
+    chunk = 32768
+    for c, lo in enumerate(range(1, VAL_TOKENS, chunk)):
+        hi = min(lo + chunk, VAL_TOKENS)
+        led.scored(c, [(lo, hi)])
+        if hi < VAL_TOKENS:
+            for e in range(3):
+                led.step(c, e, [(lo - 1, hi - 1)], [(lo, hi)])
+    problems, fig["ledger_verify_s"] = timed(led.verify)
+    fig["ledger_events"] = len(led.events)
+    assert problems == []
+    cfg = resolve_config("tiny", use_env=False)[0]
+    m = GPT(cfg)
+    opt = Optimizers(m, cfg)
+    x = torch.randint(0, cfg.vocab_size, (cfg.train_batch_tokens // cfg.train_seq_len, cfg.train_seq_len))
+    times = []
+    for i in range(8):
+        t = time.perf_counter()
+        m(x, torch.roll(x, -1, 1)).backward()
+        opt.step(i, 1.0)
+        opt.zero_grad()
+        times.append(time.perf_counter() - t)
+    fig["tiny_step_ms_median"] = round(sorted(times[2:])[len(times[2:]) // 2] * 1000, 1)
+    for k, v in fig.items():
+        print(f"{k:>24}: {v:,.3f}" if isinstance(v, float) else f"{k:>24}: {v:,}")
+    print(json.dumps(fig))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""SentencePiece and pure-byte backends, validated against the `sentencepiece` library."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import sentencepiece as spm
+from hypothesis import given, settings, strategies as st
+
+from audit.accounting.metabytes import position_bytes, span_sums
+from audit.formats.shards import split_documents
+from audit.tokenizers import load_tokenizer
+from audit.tokenizers.purebyte import PureByteTokenizer
+from audit.tokenizers.sentencepiece_model import SentencePieceTokenizer, repair_byte_run
+from tests.conftest import shared_path
+
+SP1024 = ("tokenizers", "sp1024", "fineweb_1024_bpe.model")
+SP8192 = ("tokenizers", "sp8192", "fineweb_8192_bpe.model")
+_cache: dict = {}
+
+
+def sp_pair(parts=SP1024):
+    path = shared_path(*parts)
+    if path not in _cache:
+        _cache[path] = (SentencePieceTokenizer.load(path), spm.SentencePieceProcessor(model_file=str(path)))
+    return _cache[path]
+
+
+def formula_from_vocab(vocab_path):
+    """tokenizers.md §1, written independently from the `.vocab` text listing (piece<TAB>score)."""
+    pieces = [line.split("\t")[0] for line in vocab_path.read_text(encoding="utf-8").splitlines()]
+    n = len(pieces)
+    base, ls, bd = np.zeros(n, np.int16), np.zeros(n, bool), np.zeros(n, bool)
+    for i, p in enumerate(pieces):
+        if p in ("<pad>", "<s>", "</s>", "<unk>"):
+            bd[i] = True
+        elif re.fullmatch(r"<0x[0-9A-F]{2}>", p):
+            base[i] = 1
+        else:
+            if p.startswith("\u2581"):
+                ls[i] = True
+                p = p[1:]
+            base[i] = len(p.encode("utf-8"))
+    return base, ls, bd
+
+
+@pytest.mark.parametrize("parts", [SP1024, SP8192])
+def test_canonical_meta_equals_formula(parts):
+    tok, _ = sp_pair(parts)
+    base, ls, bd = formula_from_vocab(shared_path(*parts).with_suffix(".vocab"))
+    m = tok.canonical_meta()
+    assert m.base_bytes.dtype == np.int16
+    assert np.array_equal(m.base_bytes, base)
+    assert np.array_equal(m.has_leading_space, ls)
+    assert np.array_equal(m.is_boundary_token, bd)
+    padded = tok.canonical_meta(vocab_size=len(base) + 64)
+    assert len(padded) == len(base) + 64 and padded.is_boundary_token[len(base):].all()
+    assert not padded.base_bytes[len(base):].any() and not padded.has_leading_space[len(base):].any()
+
+
+def test_special_ids_and_classes():
+    tok, sp = sp_pair()
+    s = tok.special
+    assert (s.pad, s.bos, s.eos, s.unk) == (0, 1, 2, 3)
+    cls = tok.id_classes()
+    assert cls[1] == "control" and cls[3] == "unknown" and cls[4] == "byte" and cls[260] == "space-piece"
+    assert tok.id_bytes()[260] == b" t" and tok.id_bytes()[4 + 0xC3] == b"\xc3"
+
+
+_ids = st.lists(st.one_of(st.integers(0, 1023), st.sampled_from([0, 1, 3, 939, 260, 4 + 0x41, 4 + 0xC3, 4 + 0xA9,
+                                                                  4 + 0xE2, 4 + 0x82, 4 + 0xAC, 4 + 0xF0, 4 + 0x9F])),
+                max_size=24)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_ids)
+def test_decode_matches_library(ids):
+    tok, sp = sp_pair()
+    assert tok.decode(ids) == sp.decode_ids(ids).encode("utf-8")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=12))
+def test_byte_run_repair_matches_library(run):
+    """One U+FFFD per invalid byte, exactly as sentencepiece decodes a run of byte pieces."""
+    _, sp = sp_pair()
+    assert repair_byte_run(run) == sp.decode_ids([b + 4 for b in run]).encode("utf-8")
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(_ids, max_size=10))
+def test_decode_stream_matches_library_per_document(docs):
+    tok, sp = sp_pair()
+    stream = np.array([t for d in docs for t in [1] + [x for x in d if x != 1]], dtype=np.uint16)
+    starts, ends = split_documents(stream, 1)
+    db = tok.decode_stream(stream, starts + 1, ends)
+    want = [sp.decode_ids(stream[s + 1:e].tolist()).encode("utf-8") for s, e in zip(starts, ends)]
+    assert db.to_list() == want
+
+
+_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=60)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_text, min_size=1, max_size=5))
+def test_meta_bytes_equal_decoded_for_encoded_text(texts):
+    """For any text the model encodes, the canonical meta formula counts exactly the decoded bytes
+    (the leading space of a first `▁` piece is dropped by the decoder and not counted after BOS)."""
+    tok, sp = sp_pair()
+    stream = np.array([t for x in texts for t in [1] + sp.encode(x)], dtype=np.uint16)
+    starts, ends = split_documents(stream, 1)
+    per_doc = span_sums(position_bytes(stream, tok.canonical_meta()), starts, ends)
+    decoded = [len(sp.decode_ids(sp.encode(x)).encode("utf-8")) for x in texts]
+    assert per_doc.tolist() == decoded
+
+
+def test_bad_model_file(tmp_path):
+    from audit.errors import InputError
+
+    (tmp_path / "x.model").write_bytes(b"\x00garbage")
+    with pytest.raises(InputError, match="SentencePiece"):
+        load_tokenizer(tmp_path / "x.model")
+    with pytest.raises(InputError, match="no such file"):
+        load_tokenizer(tmp_path / "none.model")
+
+
+def test_purebyte():
+    t = load_tokenizer("purebyte")
+    assert isinstance(t, PureByteTokenizer) and t.vocab_size == 260
+    text = "héllo\x00 ☃"
+    ids = t.encode(text)
+    assert ids[0] == ord("h") + 4 and t.decode([1] + ids + [2]) == text.encode()
+    m = t.canonical_meta()
+    assert m.base_bytes[:4].tolist() == [0] * 4 and m.base_bytes[4:].tolist() == [1] * 256
+    assert m.is_boundary_token[:4].all() and not m.is_boundary_token[4:].any()
+    stream = np.array([1] + t.encode("ab") + [1] + [1] + t.encode("ç"), np.uint16)
+    s, e = split_documents(stream, 1)
+    assert t.decode_stream(stream, s + 1, e).to_list() == [b"ab", b"", "ç".encode()]
+    assert span_sums(position_bytes(stream, m), s, e).tolist() == [2, 0, 2]

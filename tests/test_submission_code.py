@@ -1,0 +1,135 @@
+"""Static analysis of train_gpt.py: parsed with `ast`, never executed; bounded on hostile files."""
+
+from __future__ import annotations
+
+import base64
+import lzma
+import time
+
+from audit.submission import audit_submission
+from audit.submission import code as code_mod
+from audit.submission.code import analyse_file, analyse_source
+from record_factory import code_with, make_record
+
+
+def test_env_defaults_casts_and_targets():
+    ca = analyse_source(b'''
+import os
+from os import environ as E
+class H:
+    ttt = bool(int(os.environ.get("TTT_ENABLED", "1")))
+    lr = float(os.getenv("LR", 0.02))
+    slot = os.environ.get("SLOT", "0") == "1"
+    path = E.get("DATA", default="./data")
+    need = os.environ["RUN_ID"]
+''')
+    e = {x.name: x for x in ca.env}
+    assert e["TTT_ENABLED"].default == "1" and e["TTT_ENABLED"].cast == "int" and e["TTT_ENABLED"].truthy()
+    assert e["TTT_ENABLED"].target == "ttt" and e["TTT_ENABLED"].line == 5
+    assert e["LR"].default == 0.02 and e["LR"].cast == "float"
+    assert e["SLOT"].compare == ("==", "1") and e["SLOT"].truthy() is False
+    assert e["DATA"].default == "./data"
+    assert e["RUN_ID"].default is None and e["RUN_ID"].truthy() is None
+
+
+def test_compression_calls_literal_and_via_env():
+    ca = analyse_source(b'''
+import lzma, zlib, brotli, os
+q = int(os.environ.get("BROTLI_Q", "9"))
+a = lzma.compress(b, preset=6)
+b2 = lzma.compress(b, preset=9 | lzma.PRESET_EXTREME)
+c = lzma.LZMACompressor(filters=[{"id": lzma.FILTER_LZMA2, "preset": 7}])
+d = zlib.compress(b, 9)
+e = brotli.compress(b, quality=q)
+f = zlib.compress(b)
+''')
+    got = [(c.lib, c.level, c.via_env, c.extreme) for c in ca.compress]
+    assert got == [("lzma", 6, None, False), ("lzma", 9, None, True), ("lzma", 7, None, False),
+                   ("zlib", 9, None, False), ("brotli", 9, "BROTLI_Q", False), ("zlib", 6, None, False)]
+
+
+def test_self_extracting_wrapper_is_unpacked_statically(tmp_path):
+    inner = code_with().encode()
+    blob = base64.b85encode(lzma.compress(inner)).decode()
+    marker = tmp_path / "executed"
+    src = (f'import lzma as L, base64 as B\nopen({str(marker)!r}, "w").write("x") if False else None\n'
+           f'exec(L.decompress(B.b85decode("{blob}")))\n')
+    p = tmp_path / "train_gpt.py"
+    p.write_text(src)
+    ca = analyse_file(p)
+    assert ca.parsed and ca.unpacked == ["lzma+b85"]  # outermost call first
+    assert ca.env_var("TTT_ENABLED").default == "1"
+    assert ca.ttt_loops and ca.ttt_loops[0].score_first
+    assert not marker.exists()
+
+
+def test_decompression_bomb_is_bounded(monkeypatch):
+    monkeypatch.setattr(code_mod, "MAX_UNPACKED_BYTES", 1_000_000)
+    bomb = base64.b85encode(lzma.compress(b"\0" * 50_000_000)).decode()
+    t = time.perf_counter()
+    ca = analyse_source(f'import lzma, base64\nexec(lzma.decompress(base64.b85decode("{bomb}")))\n'.encode())
+    assert time.perf_counter() - t < 5
+    assert "unpack" in ca.not_analysed and "1,000,000" in ca.not_analysed
+    assert ca.env == [] and ca.unpacked == []  # only the wrapper itself was analysed
+
+
+def test_nothing_is_executed(tmp_path):
+    marker = tmp_path / "pwned"
+    d = make_record(tmp_path, code=f'import os\nopen({str(marker)!r}, "w").write("x")\n'
+                                   f'os.environ.get("TTT_ENABLED", "1")\n')
+    audit_submission(d)
+    assert not marker.exists()
+
+
+def test_syntax_error_is_a_finding(tmp_path):
+    d = make_record(tmp_path, code="def f(:\n  pass\n")
+    rep = audit_submission(d)
+    f = next(f for f in rep.errors if f.rule_id == "SUB032")
+    assert "line 1" in f.message
+
+
+def test_huge_literal_and_deep_nesting_are_bounded(tmp_path):
+    big = 'BLOB = "' + "A" * 6_000_000 + '"\nimport os\nX = os.environ.get("TTT_ENABLED", "0")\n'
+    p = tmp_path / "train_gpt.py"
+    p.write_text(big)
+    t = time.perf_counter()
+    ca = analyse_file(p)
+    assert time.perf_counter() - t < 10 and ca.parsed and ca.env_var("TTT_ENABLED").default == "0"
+    deep = tmp_path / "deep.py"
+    deep.write_text("x = " + "(" * 200_000 + "1" + ")" * 200_000 + "\n")
+    ca2 = analyse_file(deep)
+    assert not ca2.parsed and (ca2.not_analysed or ca2.syntax_error)
+
+
+def test_oversized_code_is_not_parsed(tmp_path):
+    p = tmp_path / "train_gpt.py"
+    p.write_bytes(b"#" * (code_mod.MAX_SOURCE_BYTES + 10))
+    ca = analyse_file(p)
+    assert not ca.parsed and "cap" in ca.not_analysed
+    d = make_record(tmp_path, code="# " + "x" * (code_mod.MAX_SOURCE_BYTES + 10) + "\n")
+    rep = audit_submission(d)
+    assert any(f.rule_id == "SUB033" for f in rep.findings)
+
+
+def test_score_first_and_train_first_orders():
+    good = analyse_source(code_with().encode())
+    bad = analyse_source(code_with(order="train-first").encode())
+    assert [lo.score_first for lo in good.ttt_loops] == [True]
+    assert [lo.score_first for lo in bad.ttt_loops] == [False]
+    lo = bad.ttt_loops[0]
+    assert lo.train_line < lo.score_line and lo.function == "eval_val_ttt"
+
+
+def test_training_loop_with_ema_under_no_grad_is_not_ttt():
+    ca = analyse_source(b'''
+import torch
+def train(model, opt, loader, ema):
+    for step, batch in enumerate(loader):
+        loss = model(batch)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            for p, q in zip(ema.parameters(), model.parameters()):
+                p.mul_(0.99).add_(q, alpha=0.01)
+''')
+    assert ca.ttt_loops == [] and not [s for s in ca.signals if s.kind == "two_pass"]

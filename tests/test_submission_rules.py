@@ -1,0 +1,301 @@
+"""Every submission rule (SUB0xx) with a failing and a passing synthetic record folder."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from audit.rules import Severity, catalogue
+from audit.submission import audit_submission
+from record_factory import GOOD_README, code_with, make_record
+
+NGRAM_BEFORE = '''
+def eval_with_cache(model, chunks, ngram_cache):
+    total = 0.0
+    for chunk in chunks:
+        ngram_cache.update(chunk)
+        with torch.no_grad():
+            loss = model(chunk)
+            total += float(loss)
+    return total
+'''
+NGRAM_AFTER = NGRAM_BEFORE.replace("        ngram_cache.update(chunk)\n", "").replace(
+    "            total += float(loss)\n", "            total += float(loss)\n        ngram_cache.update(chunk)\n")
+TWO_PASS_FN = '''
+def eval_two_pass(model, chunks, opt):
+    for chunk in chunks:
+        with torch.no_grad():
+            loss = model(chunk)
+        loss2 = model(chunk)
+        loss2.backward()
+        opt.step()
+    total = 0.0
+    for chunk in chunks:
+        with torch.no_grad():
+            total += float(model(chunk))
+    return total
+'''
+SLOT_FN = '''
+def slot_optimize(model, chunk):
+    delta = torch.zeros(1, requires_grad=True)
+    return delta
+'''
+PREQ_FN = '''
+def pre_quant_ttt(model, val_tokens):
+    return model
+'''
+
+
+def audit(d, **kw):
+    return audit_submission(d, **kw)
+
+
+def ids(rep, severity=None):
+    return {f.rule_id for f in rep.findings if severity is None or f.severity is Severity(severity)}
+
+
+def readme_with(extra: str) -> str:
+    return GOOD_README.format(mean=1.0805) + "\n" + extra + "\n"
+
+
+# (rule id, failing options, passing options). Passing options default to the good record.
+CASES = {
+    "SUB001": (dict(extra_files={}), None),
+    "SUB002": (None, None),
+    "SUB003": (dict(missing_logs=(2026,)), None),
+    "SUB004": (dict(ship_code=False), None),
+    "SUB005": (dict(), None),
+    "SUB006": (dict(drop_keys=("github_id",)), None),
+    "SUB008": (dict(extra_files={"train_seed7.log": bytes(range(256)) * 40}), None),
+    "SUB009": (dict(per_seed={2026: {"final": False}}), None),
+    "SUB010": (dict(log_options={"model_bytes": 15_999_000}), dict(log_options={"model_bytes": 15_950_000})),
+    "SUB011": (dict(code_bytes_override=12345), None),
+    "SUB012": (dict(per_seed={42: {"total_bytes": 15_000_000}}), None),
+    "SUB013": (dict(per_seed={42: {"train_ms": 612_000, "reserve_s": None, "post_work": []}}),
+               dict(per_seed={42: {"train_ms": 599_950, "reserve_s": None, "post_work": []}})),
+    "SUB014": (dict(log_options={"train_ms": 599_800, "reserve_s": None,
+                                 "post_work": ["gptq:generated 64 sequences in 210619ms"]}),
+               dict(log_options={"train_ms": 588_000, "reserve_s": 12,
+                                 "post_work": ["gptq:generated 64 sequences in 11500ms"]})),
+    "SUB015": (dict(log_options={"eval_ms": (20_000, 150_000, 450_000)}), None),
+    "SUB016": (dict(submission={"seed_results": {"42": {"val_bpb": 1.07}, "1337": {"val_bpb": 1.0805},
+                                                 "2026": {"val_bpb": 1.0809}}}), None),
+    "SUB017": (dict(submission={"val_bpb": 1.0790, "val_bpb_std": 0.0001}), None),
+    "SUB018": (dict(log_options={"dup_label": True}), None),
+    "SUB019": (dict(per_seed={2026: {"step_ms": 152.58, "steps": 3933, "value": 1.0870}}),
+               dict(per_seed={2026: {"step_ms": 95.0, "steps": 6200}})),
+    "SUB020": (dict(), None),
+    "SUB022": (dict(readme=readme_with("No TTT: plain sliding-window evaluation.")), None),
+    "SUB023": (dict(readme=readme_with("").replace("Brotli-11", "LZMA-9"),
+                    code=code_with(replace={"brotli.compress(blob, quality=args.brotli_quality)":
+                                            "lzma.compress(blob, preset=6)", "import brotli": "import lzma"}),
+                    log_options={"compressor": "lzma"}),
+               dict(readme=readme_with("").replace("Brotli-11", "LZMA-6"),
+                    code=code_with(replace={"brotli.compress(blob, quality=args.brotli_quality)":
+                                            "lzma.compress(blob, preset=6)", "import brotli": "import lzma"}),
+                    log_options={"compressor": "lzma"})),
+    "SUB024": (dict(readme=readme_with("- SWA over the last 10% of steps."),
+                    code=code_with(extra_hp='    swa_enabled = bool(int(os.environ.get("SWA_ENABLED", "0")))')),
+               dict(readme=readme_with("- SWA over the last 10% of steps."),
+                    code=code_with(extra_hp='    swa_enabled = bool(int(os.environ.get("SWA_ENABLED", "0")))'),
+                    log_options={"extra_lines": ["swa:start step:6000"]})),
+    "SUB025": (dict(code=code_with(extra_funcs=TWO_PASS_FN)), None),
+    "SUB026": (dict(code=code_with(extra_funcs=NGRAM_BEFORE)), None),
+    "SUB027": (dict(code=code_with(extra_funcs=SLOT_FN,
+                                   extra_hp='    slot_enabled = bool(int(os.environ.get("SLOT_ENABLED", "1")))')),
+               dict(code=code_with(extra_funcs=SLOT_FN,
+                                   extra_hp='    slot_enabled = bool(int(os.environ.get("SLOT_ENABLED", "0")))'))),
+    "SUB028": (dict(code=code_with(extra_funcs=PREQ_FN)), None),
+    "SUB029": (dict(code=code_with(replace={"TokenLoader(args.train_files, args.seed)":
+                                            "TokenLoader(args.val_files, args.seed)"})), None),
+    "SUB030": (dict(code=code_with(order="train-first")), None),
+    "SUB032": (dict(code=code_with() + "\ndef broken(:\n    pass\n"), None),
+    "SUB033": (dict(code='import lzma, base64\nexec(lzma.decompress(base64.b85decode("VPb~T")))\n'), None),
+    "SUB034": (dict(log_options={"tokenizer_line":
+                                 "val_bpb:enabled tokenizer_kind=tokenmonster tokenizer_path=/tmp/x/custom.vocab"}),
+               None),
+    "SUB036": (dict(seeds=(42, 1337), values=(1.0801, 1.0805)), None),
+    "SUB039": (dict(), None),
+    "SUB040": (dict(log_options={"extra_lines": ["x" * 70_000]}), None),
+}
+
+
+def _build(tmp_path, rid, opts, tag):
+    opts = dict(opts or {})
+    d = make_record(tmp_path, f"{rid}_{tag}", **opts)
+    if rid == "SUB001" and tag == "fail":
+        (d / "README.md").unlink()
+    if rid == "SUB002" and tag == "fail":
+        (d / "submission.json").unlink()
+    if rid == "SUB005" and tag == "fail":
+        (d / "submission.json").write_text("{\"name\": \"x\", ", encoding="utf-8")
+    if rid == "SUB039" and tag == "fail":
+        (d / "train_seed42_rerun.log").write_text((d / "train_seed42.log").read_text())
+    return d
+
+
+@pytest.mark.parametrize("rid", sorted(CASES))
+def test_rule_fails_and_passes(tmp_path, rid):
+    fail_opts, pass_opts = CASES[rid]
+    kw = {"sota": 1.0810} if rid == "SUB020" else {}
+    bad = audit(_build(tmp_path, rid, fail_opts, "fail"), **kw)
+    assert rid in ids(bad), (rid, [(f.rule_id, f.message) for f in bad.findings])
+    good = audit(_build(tmp_path, rid, pass_opts, "pass"), **({"sota": 1.1147} if rid == "SUB020" else {}))
+    assert rid not in ids(good, "error") and rid not in ids(good, "warning"), (
+        rid, [(f.rule_id, f.message) for f in good.findings])
+    f = next(f for f in bad.findings if f.rule_id == rid)
+    assert f.message and f.fix
+    if f.severity is Severity.ERROR:
+        assert bad.final_verdict == "invalid"
+
+
+def test_good_record_is_a_record(tmp_path):
+    rep = audit(make_record(tmp_path), sota=1.1147)
+    assert rep.final_verdict == "record", [(f.rule_id, f.message) for f in rep.findings]
+    assert not rep.errors and not rep.warnings
+    assert ids(rep) == {"SUB021", "SUB031"}  # the significance statement and the score-first evidence
+    assert rep.summary["seeds"] == 3
+
+
+def test_every_sub_rule_has_a_case():
+    """Rules without a case above are covered by dedicated tests (named here)."""
+    dedicated = {"SUB007": "test_symlink_outside", "SUB021": "test_good_record_is_a_record",
+                 "SUB031": "test_good_record_is_a_record", "SUB035": "test_submission_real",
+                 "SUB037": "test_no_sota_is_info", "SUB038": "test_non_record_track"}
+    subs = {rid for rid, r in catalogue().items() if r.family == "submission"}
+    assert subs - set(CASES) - set(dedicated) == set()
+
+
+# --- specific evidence -------------------------------------------------------------------------
+def test_no_ttt_claim_with_default_one(tmp_path):
+    d = make_record(tmp_path, readme=readme_with("No TTT."), ttt=False)
+    rep = audit(d)
+    f = next(f for f in rep.findings if f.rule_id == "SUB022")
+    assert 'TTT_ENABLED' in f.message and "'1'" in f.message and "README.md line" in f.message
+    assert f.severity is Severity.WARNING  # the logs show TTT off: the run matches, the default does not
+    # same claim, logs show TTT running -> error
+    rep2 = audit(make_record(tmp_path, "b", readme=readme_with("No TTT.")))
+    assert next(f for f in rep2.findings if f.rule_id == "SUB022").severity is Severity.ERROR
+
+
+def test_lzma_claim_names_both_levels(tmp_path):
+    rep = audit(_build(tmp_path, "SUB023", CASES["SUB023"][0], "fail"))
+    f = next(f for f in rep.findings if f.rule_id == "SUB023")
+    assert "LZMA-9" in f.message and "level 6" in f.message and "line" in f.message
+
+
+def test_post_cap_gptq_reports_both_numbers(tmp_path):
+    rep = audit(_build(tmp_path, "SUB014", CASES["SUB014"][0], "fail"))
+    f = next(f for f in rep.findings if f.rule_id == "SUB014")
+    assert f.severity is Severity.ERROR
+    assert "599.800 s" in f.message and "210.619 s" in f.message and "no reservation" in f.message
+    assert f.evidence["total_ms"] == pytest.approx(810_419)
+
+
+def test_throttled_seed_moves_the_mean(tmp_path):
+    rep = audit(_build(tmp_path, "SUB019", CASES["SUB019"][0], "fail"))
+    f = next(f for f in rep.findings if f.rule_id == "SUB019")
+    assert f.evidence["seed"] == 2026 and "152.58 ms/step" in f.message and "3,933 steps" in f.message
+    assert f.evidence["mean_with"] - f.evidence["mean_without"] > 0.002
+
+
+def test_mean_std_mismatch_recomputes(tmp_path):
+    rep = audit(_build(tmp_path, "SUB017", CASES["SUB017"][0], "fail"))
+    fs = [f for f in rep.findings if f.rule_id == "SUB017"]
+    assert len(fs) == 2  # mean and std
+    assert fs[0].evidence["recomputed"] == pytest.approx(1.0805, abs=1e-9)
+    assert "legal_ttt_exact" in fs[0].evidence["from"]
+
+
+def test_ngram_cache_after_scoring_is_disclosure_warning(tmp_path):
+    rep = audit(make_record(tmp_path, code=code_with(extra_funcs=NGRAM_AFTER)))
+    f = next(f for f in rep.findings if f.rule_id == "SUB026")
+    assert f.severity is Severity.WARNING and "disclosure" in f.message
+    rep2 = audit(make_record(tmp_path, "b", code=code_with(extra_funcs=NGRAM_BEFORE)))
+    f2 = next(f for f in rep2.findings if f.rule_id == "SUB026")
+    assert f2.severity is Severity.ERROR and "not yet scored" in f2.message
+
+
+def test_two_pass_names_the_loops(tmp_path):
+    rep = audit(_build(tmp_path, "SUB025", CASES["SUB025"][0], "fail"))
+    f = next(f for f in rep.findings if f.rule_id == "SUB025")
+    assert "eval_two_pass" in f.message and "again" in f.message
+
+
+def test_missing_log_for_claimed_seed(tmp_path):
+    rep = audit(_build(tmp_path, "SUB003", CASES["SUB003"][0], "fail"))
+    f = next(f for f in rep.findings if f.rule_id == "SUB003")
+    assert "2026" in f.message
+
+
+def test_symlink_outside(tmp_path):
+    outside = tmp_path / "secret.txt"
+    outside.write_text("do not read")
+    d = make_record(tmp_path)
+    os.symlink(outside, d / "notes.log")
+    os.symlink("../../../../../../etc/passwd", d / "passwd.txt")
+    inside = d / "alias.md"
+    os.symlink(d / "README.md", inside)  # a link inside the folder is fine
+    rep = audit(d)
+    f = [f for f in rep.findings if f.rule_id == "SUB007"]
+    assert len(f) == 2 and all("not followed" in x.message for x in f)
+    assert rep.final_verdict == "invalid"
+    d2 = make_record(tmp_path, "clean")
+    os.symlink(d2 / "README.md", d2 / "alias.md")
+    assert "SUB007" not in ids(audit(d2))
+
+
+def test_fifo_is_not_opened(tmp_path):
+    d = make_record(tmp_path)
+    os.mkfifo(d / "train_seed9.log")
+    rep = audit(d)  # would block forever if the FIFO were opened
+    assert "SUB007" in ids(rep)
+
+
+def test_no_sota_is_info(tmp_path):
+    rep = audit(make_record(tmp_path))
+    assert "SUB037" in ids(rep, "info") and rep.final_verdict == "record"
+    rep2 = audit(make_record(tmp_path, "b"), sota=1.1147)
+    assert "SUB037" not in ids(rep2)
+
+
+def test_not_significant_is_non_record(tmp_path):
+    rep = audit(make_record(tmp_path), sota=1.0850)  # 0.0045 BPB better: below the 0.0072 margin
+    assert rep.final_verdict == "non-record" and "SUB020" in ids(rep, "warning")
+    f = next(f for f in rep.findings if f.rule_id == "SUB020")
+    assert "ln 2" in f.evidence["conversion"] and f.evidence["p"] > 0.01
+
+
+def test_sota_record_folder_welch(tmp_path):
+    sota = make_record(tmp_path, "sota", values=(1.1140, 1.1147, 1.1150))
+    rep = audit(make_record(tmp_path, "cand"), sota=str(sota))
+    f = next(f for f in rep.findings if f.rule_id == "SUB021")
+    assert "Welch" in f.message and f.evidence["sota_n"] == 3
+
+
+def test_non_record_track(tmp_path):
+    d = make_record(tmp_path / "records" / "track_non_record_16mb")
+    rep = audit(d)
+    assert "SUB038" in ids(rep) and rep.final_verdict == "non-record"
+    assert "SUB038" not in ids(audit(make_record(tmp_path, "x")))
+
+
+def test_deeply_nested_json(tmp_path):
+    d = make_record(tmp_path)
+    (d / "submission.json").write_text("[" * 100_000 + "]" * 100_000)
+    rep = audit(d)
+    f = next(f for f in rep.findings if f.rule_id == "SUB005")
+    assert "nested" in f.message
+    d2 = make_record(tmp_path, "b")
+    sub = json.loads((d2 / "submission.json").read_text())
+    sub["extra"] = {"a": {"b": {"c": [1, [2, [3]]]}}}
+    (d2 / "submission.json").write_text(json.dumps(sub))
+    assert "SUB005" not in ids(audit(d2))
+
+
+def test_oversized_json(tmp_path):
+    d = make_record(tmp_path)
+    (d / "submission.json").write_text('{"name": "' + "x" * 2_000_000 + '"}')
+    assert "SUB005" in ids(audit(d))

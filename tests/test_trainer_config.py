@@ -1,0 +1,98 @@
+"""Config resolution (preset → file → env → flags), data batches split over ranks, byte tables."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from audit.errors import InputError
+from audit.formats.shards import write_shard
+from trainer.cli import main as cli
+from trainer.config import TrainConfig, describe, env_overrides, resolve_config
+from trainer.data import ByteLUT, DistributedBatches, unigram_bits_per_byte
+
+
+def test_defaults_are_the_record_stack():
+    c = TrainConfig()
+    assert (c.num_layers, c.model_dim, c.num_heads, c.num_kv_heads, c.rope_dims) == (11, 512, 8, 4, 16)
+    assert c.ttt_enabled and c.smear_gate and c.xsa_last_n == 4 and c.parallel_residual_start == 7
+    assert c.artifact_limit_bytes == 16_000_000
+
+
+def test_precedence_preset_file_env_flag(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text('num_layers = 6\nseed = 5\n[model]\nmodel_dim = 128\n')
+    env = {"NUM_LAYERS": "7", "TTT_ENABLED": "0", "SEED": "9"}
+    cfg, src = resolve_config("baseline", f, {"seed": "11"}, environ=env)
+    assert cfg.num_layers == 7 and src["num_layers"] == "env"  # env beats the file
+    assert cfg.model_dim == 128 and src["model_dim"] == str(f)
+    assert cfg.seed == 11 and src["seed"] == "flag"  # flags beat env
+    assert cfg.ttt_enabled is False
+    assert cfg.mlp_mult == 2.0 and src["mlp_mult"] == "preset:baseline"
+    text = describe(cfg, src)
+    assert "  num_layers: 7\n" in text and "  num_layers <- env" in text and "  seed <- flag" in text
+    j = tmp_path / "c.json"
+    j.write_text(json.dumps({"iterations": 3}))
+    assert resolve_config("tiny", j, environ={})[0].iterations == 3
+
+
+def test_env_names_are_challenge_names():
+    env = {"DATA_PATH": "/d", "TOKENIZER_PATH": "/t.model", "VOCAB_SIZE": "512", "ITERATIONS": "3",
+           "MAX_WALLCLOCK_SECONDS": "60", "MODEL_DIM": "64", "UNRELATED": "x"}
+    got = env_overrides(env)
+    assert got == {"data_path": "/d", "tokenizer_path": "/t.model", "vocab_size": "512", "iterations": "3",
+                   "max_wallclock_seconds": "60", "model_dim": "64"}
+
+
+@pytest.mark.parametrize("sets,needle", [({"num_layers": "x"}, "num_layers"), ({"bogus": "1"}, "unknown setting"),
+                                         ({"model_dim": "90"}, "divisible"), ({"compressor": "zip"}, "compressor"),
+                                         ({"ve_layers": "2,40"}, "ve_layers"), ({"ttt_enabled": "maybe"}, "boolean")])
+def test_bad_settings_are_input_errors(sets, needle):
+    with pytest.raises(InputError) as e:
+        resolve_config("tiny", sets=sets, environ={})
+    assert needle in str(e.value)
+
+
+def test_cli_show_config_and_bad_flag():
+    r = CliRunner().invoke(cli, ["show-config", "--preset", "proteus"])
+    assert r.exit_code == 0 and "parameters: 26,993,754" in r.output
+    r = CliRunner().invoke(cli, ["show-config", "--set", "num_layers=zero"])
+    assert r.exit_code == 2 and "num_layers" in r.output
+
+
+def test_ranks_get_disjoint_slices_of_the_global_batch(tmp_path):
+    toks = np.arange(5000) % 1000
+    write_shard(tmp_path / "fineweb_train_000000.bin", toks)
+    pat = str(tmp_path / "fineweb_train_*.bin")
+    one = DistributedBatches(pat, 64, 8, 0, 1, 1, torch.device("cpu"))
+    two = [DistributedBatches(pat, 64, 8, r, 2, 2, torch.device("cpu")) for r in range(2)]
+    for _ in range(3):
+        (x1, y1), = one.next()
+        parts = [mb for b in two for mb in b.next()]
+        assert torch.equal(torch.cat([x for x, _ in parts]), x1)
+        assert torch.equal(torch.cat([y for _, y in parts]), y1)
+        assert torch.equal(x1[:, 1:], y1[:, :-1])
+    # consecutive steps continue the stream without skipping a token
+    assert int(x1[0, 0]) == 2 * 64
+
+
+def test_unigram_entropy_of_uniform_stream():
+    V = 16
+    val = np.tile(np.arange(V), 64)
+    lut = ByteLUT(np.full(V, 2), np.zeros(V, bool), np.zeros(V, bool))
+    assert unigram_bits_per_byte(val, lut, V) == pytest.approx(2.0, abs=0.01)  # 4 bits / 2 bytes
+
+
+def test_missing_data_is_an_input_error():
+    from trainer.config import fill_data_paths
+
+    cfg = resolve_config("proteus", environ={})[0]
+    with pytest.raises(InputError, match="no data configured"):
+        fill_data_paths(cfg)
+    cfg = resolve_config("proteus", sets={"data_path": "/d"}, environ={})[0]
+    with pytest.raises(InputError, match="byte table"):
+        fill_data_paths(cfg)
