@@ -57,7 +57,7 @@ def steps() -> list[Step]:
     fixed = REPORTS / "fixed"
     out: list[Step] = [
         Step("canonical fixture meta, full val, --strict", _tok(
-            fx.meta, tokenizer=fx.model, val=fx.val_glob, source="docs", data_root=fx.data_root,
+            fx.meta, tokenizer=fx.model, val=fx.val_glob, source="sp1024", data_root=fx.data_root,
             strict=True), True),
     ]
     for name, path in fx.broken.items():

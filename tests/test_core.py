@@ -11,7 +11,16 @@ from audit.cli.common import run_guarded
 from audit.errors import InputError
 from audit.report import Report, Table, exit_code
 from audit.reporting import render_json, render_markdown
+from audit import rules as rules_mod
 from audit.rules import Severity, catalogue, rule
+
+
+@pytest.fixture(autouse=True)
+def _forget_test_rules():
+    """Rules declared here are test-only: keep them out of the real catalogue afterwards."""
+    yield
+    for rid in [k for k in rules_mod._REGISTRY if k.startswith("ZZZ")]:
+        del rules_mod._REGISTRY[rid]
 
 
 def test_catalogue_ids_are_unique_and_complete():
