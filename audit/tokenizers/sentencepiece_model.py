@@ -26,11 +26,11 @@ from audit.errors import InputError
 from audit.formats.docs import DocBytes
 from audit.formats.meta import MetaTable
 from audit.tokenizers.base import SpecialIds, Tokenizer
+from audit.tokenizers.bytetable import ByteTable
 
 SPACE = "\u2581"
 _BYTE_PIECE = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
 _SURROGATE = re.compile("[\udc80-\udcff]")
-CHUNK = 1 << 22  # tokens per gather chunk: bounds the index arrays to ~100 MB
 
 
 def repair_byte_run(run: bytes) -> bytes:
@@ -106,10 +106,7 @@ class SentencePieceTokenizer(Tokenizer):
             at_start.append(dec([i]))
         self._surface = surface
         self._at_start = at_start
-        self.tab_len = np.array([len(s) for s in surface], dtype=np.uint8 if max(map(len, surface)) < 256 else np.int32)
-        self.tab_off = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum([len(s) for s in surface], out=self.tab_off[1:])
-        self.table = np.frombuffer(b"".join(surface), dtype=np.uint8)
+        self.table = ByteTable(surface)
         # document-start behaviour: drop one leading space, or (odd case) something else
         self.start_strip = np.array([(not self.is_byte[i]) and at_start[i] != surface[i]
                                      and surface[i][1:] == at_start[i] for i in range(n)], dtype=bool)
@@ -184,35 +181,11 @@ class SentencePieceTokenizer(Tokenizer):
         if tokens.size and int(tokens.max()) >= self._n:
             tokens = np.where(tokens < self._n, tokens, 0)  # out-of-model ids decode to nothing
             # (id 0 must then be silent; it is <pad>/control in every canonical model)
-        lo, hi = int(starts[0]), int(ends[-1])
-        region = tokens[lo:hi]
-        lens = np.zeros(len(region) + 1, dtype=self.tab_len.dtype)
-        lens[:-1] = self.tab_len[region]
-        # positions between spans (normally just the BOS) must contribute nothing
-        gap_lo, gap_hi = ends[:-1] - lo, starts[1:] - lo
-        if np.any(gap_hi - gap_lo != 1):
-            cover = np.zeros(len(region) + 1, dtype=np.int32)
-            np.add.at(cover, starts - lo, 1)
-            np.add.at(cover, ends - lo, -1)
-            lens[:-1][np.cumsum(cover[:-1]) <= 0] = 0
-        elif gap_lo.size:
-            lens[gap_lo] = 0
-        doc_len = np.add.reduceat(lens, starts - lo, dtype=np.int64)
-        doc_len[starts == ends] = 0
-        offsets = np.zeros(ndoc + 1, dtype=np.int64)
-        np.cumsum(doc_len, out=offsets[1:])
-        buf = np.empty(int(offsets[-1]), dtype=np.uint8)
-        pos = 0
-        for a in range(0, len(region), CHUNK):
-            ids = region[a:a + CHUNK]
-            ln = lens[a:a + len(ids)].astype(np.int64)
-            tot = int(ln.sum())
-            if tot == 0:
-                continue
-            out_start = np.cumsum(ln) - ln
-            idx = np.repeat(self.tab_off[ids] - out_start, ln) + np.arange(tot, dtype=np.int64)
-            buf[pos:pos + tot] = self.table[idx]
-            pos += tot
+        docs = self.table.gather(tokens, starts, ends)
+        buf, offsets = docs.buf, docs.offsets
+        doc_len = np.diff(offsets)
+        lo = int(starts[0])
+        region = tokens[lo:int(ends[-1])]
         nonempty = starts < ends
         first = np.where(nonempty, tokens[np.minimum(starts, len(tokens) - 1)], 0)
         slow = nonempty & self.start_odd[first]

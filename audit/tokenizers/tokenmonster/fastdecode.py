@@ -1,8 +1,7 @@
 """Vectorised decoding of whole val streams (many documents at once).
 
-1. gather: every id's bytes are copied from one flat table with numpy (`np.repeat` index
-   arithmetic), document by document; ids past the table and positions between documents (BOS)
-   contribute nothing. For capcode 0 this IS the decode (charset none and UTF-8 alike: bytes pass
+1. gather: every id's bytes are copied from one flat table (`audit.tokenizers.bytetable`, shared
+   with SentencePiece); ids past the table and positions between documents (BOS) contribute nothing. For capcode 0 this IS the decode (charset none and UTF-8 alike: bytes pass
    through unchanged).
 2. capcode 2: the state machine of `capcode.decode2` rewritten as array operations over the code
    points of a chunk of documents. Each state bit is "the last event that sets it came after the
@@ -26,65 +25,17 @@ import re
 import numpy as np
 
 from audit.formats.docs import DocBytes
+from audit.tokenizers.bytetable import ByteTable  # noqa: F401 - re-exported for the backend
 from audit.tokenizers.tokenmonster.unicase import CASED, MARK, NUM, tables
 
-GATHER_CHUNK = 1 << 22  # tokens per gather step
 MACHINE_CHUNK = 1 << 22  # bytes of text per capcode-2 step (bounds the temporaries to ~200 MB)
 _DEL1 = re.compile(rb"\x7f[\s\S]?")
 
 
-class ByteTable:
-    """All ids' bytes in one flat array: id i is flat[off[i]:off[i] + length[i]]."""
-
-    def __init__(self, id_bytes: list[bytes]):
-        lens = np.array([len(b) for b in id_bytes] + [0], dtype=np.int64)  # + a silent id
-        self.n = len(id_bytes)
-        self.length = lens
-        self.off = np.zeros(len(lens), dtype=np.int64)
-        np.cumsum(lens[:-1], out=self.off[1:])
-        self.flat = np.frombuffer(b"".join(id_bytes) + b"\0", dtype=np.uint8)
-
-
 def gather(table: ByteTable, tokens: np.ndarray, starts: np.ndarray, ends: np.ndarray,
            with_positions: bool = False):
-    """Concatenated bytes of tokens[starts[k]:ends[k]] for every k → DocBytes
-    (and, when asked, the stream position each output byte came from)."""
-    tokens = np.asarray(tokens)
-    starts = np.asarray(starts, dtype=np.int64)
-    ends = np.asarray(ends, dtype=np.int64)
-    nd = len(starts)
-    if nd == 0:
-        empty = DocBytes(np.zeros(0, np.uint8), np.zeros(1, np.int64))
-        return (empty, np.zeros(0, np.int64)) if with_positions else empty
-    lo, hi = int(starts.min()), int(ends.max())
-    region = tokens[lo:hi].astype(np.int64)
-    region = np.where(region < table.n, region, table.n)  # ids past the table are silent
-    inside = np.zeros(len(region) + 1, dtype=np.int32)
-    np.add.at(inside, starts - lo, 1)
-    np.add.at(inside, ends - lo, -1)
-    inside = np.cumsum(inside[:-1]) > 0
-    lens = np.where(inside, table.length[region], 0)
-    tok_off = np.zeros(len(region) + 1, dtype=np.int64)
-    np.cumsum(lens, out=tok_off[1:])
-    offsets = np.zeros(nd + 1, dtype=np.int64)
-    offsets[1:] = np.cumsum(tok_off[ends - lo] - tok_off[starts - lo])
-    total = int(tok_off[-1])
-    buf = np.empty(total, dtype=np.uint8)
-    pos = np.empty(total, dtype=np.int64) if with_positions else None
-    for a in range(0, len(region), GATHER_CHUNK):
-        b = min(a + GATHER_CHUNK, len(region))
-        ln = lens[a:b]
-        o0, o1 = int(tok_off[a]), int(tok_off[b])
-        if o1 == o0:
-            continue
-        rel = np.repeat(tok_off[a:b] - o0, ln)
-        k = np.repeat(table.off[region[a:b]], ln) + (np.arange(o1 - o0, dtype=np.int64) - rel)
-        buf[o0:o1] = table.flat[k]
-        if pos is not None:
-            pos[o0:o1] = np.repeat(np.arange(a, b, dtype=np.int64) + lo, ln)
-    # The spans are sorted and disjoint, so the concatenation in stream order is the documents'.
-    out = DocBytes(buf, offsets)
-    return (out, pos) if with_positions else out
+    """Concatenated bytes of tokens[starts[k]:ends[k]] for every k (see `ByteTable.gather`)."""
+    return table.gather(tokens, starts, ends, with_positions)
 
 
 def decode_capcode1(docs: DocBytes) -> DocBytes:
