@@ -22,3 +22,14 @@ def shared_path(*parts: str) -> Path:
 @pytest.fixture
 def shared():
     return shared_path
+
+
+# CI runs property tests derandomized (the same examples on every run, so a red CI is
+# reproducible); locally Hypothesis explores new examples each time.
+from hypothesis import settings as _hyp_settings  # noqa: E402
+
+_hyp_settings.register_profile("ci", derandomize=True, print_blob=True)
+import os as _os  # noqa: E402
+
+if _os.environ.get("CI"):
+    _hyp_settings.load_profile("ci")

@@ -10,7 +10,7 @@ import torch
 
 from trainer.config import resolve_config
 from trainer.data import ByteLUT
-from trainer.eval import (Ledger, TTTContext, causality_probe, evaluate, plain_windows, register_ttt_variant, run_ttt,
+from trainer.eval import (Ledger, causality_probe, evaluate, plain_windows, run_ttt,
                           sliding_windows)
 from trainer.model import GPT
 
@@ -22,14 +22,7 @@ def tiny(**kw):
     return resolve_config("tiny", sets=base, use_env=False)[0]
 
 
-def train_before_score(ctx: TTTContext) -> None:
-    """TEST-ONLY illegal variant: adapt on each chunk, then score it."""
-    for c in range(ctx.n_chunks):
-        ctx.train_chunk(c)
-        ctx.score_chunk(c)
-
-
-register_ttt_variant("test_train_before_score", train_before_score)
+import illegal_ttt  # noqa: E402,F401 - registers the test-only illegal variant
 
 
 @pytest.fixture(scope="module")

@@ -16,18 +16,11 @@ from audit.rules import catalogue
 from trainer import gate_rules as G
 from trainer.cli import main as cli
 from trainer.config import resolve_config
-from trainer.eval import ProbeResult, TTTContext, register_ttt_variant
+from trainer.eval import ProbeResult
 from trainer.gate import run_gated, submission_check, tokenizer_preflight
 
 
-def train_before_score(ctx: TTTContext) -> None:
-    """TEST-ONLY illegal TTT: trains on each chunk before scoring it."""
-    for c in range(ctx.n_chunks):
-        ctx.train_chunk(c)
-        ctx.score_chunk(c)
-
-
-register_ttt_variant("test_train_before_score", train_before_score)
+import illegal_ttt  # noqa: E402,F401 - registers the test-only illegal variant
 
 
 @pytest.fixture(scope="module")

@@ -23,9 +23,15 @@ def qmax_for(bits: int) -> int:
 
 
 def row_scales(w: torch.Tensor, bits: int) -> torch.Tensor:
-    """Per-row scale max|w|/qmax, rounded to float16 (what is stored is what is used)."""
-    s = w.float().abs().amax(dim=1) / qmax_for(bits)
-    return s.clamp_min(1e-8).half().float().clamp_min(6e-8)
+    """Per-row scale max|w|/qmax as the float16 value that is stored (what is stored is what is
+    used), rounded UP: a scale rounded down would push the row's largest value past ±qmax, where
+    clamping makes the error exceed half a step."""
+    s = (w.float().abs().amax(dim=1) / qmax_for(bits)).clamp_min(6e-8)  # fp16's smallest step
+    h = s.half()
+    low = h.float() < s
+    if low.any():
+        h[low] = torch.nextafter(h[low], torch.full_like(h[low], float("inf")))
+    return h.float()
 
 
 def quantize_rows(w: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,7 +15,8 @@ from typing import Any
 
 from audit.rules import Finding, Severity
 from audit.submission import rules as R
-from audit.submission.code import FALSE_WORDS, TRUE_WORDS, CodeAnalysis, EnvDefault
+from audit.submission.code import CodeAnalysis, EnvDefault
+from audit.submission.code import truth as _truth
 from audit.submission.logs import SeedLog
 
 
@@ -90,20 +91,6 @@ def extract(readme: str, sub: dict | None) -> Claims:
                         c.compression.append(CompressionClaim(lib, int(m.group(1)), f"submission.json {key}",
                                                               v[:160]))
     return c
-
-
-def _truth(v: str | None) -> bool | None:
-    if v is None:
-        return None
-    s = str(v).strip().strip("'\"").lower()
-    if s in TRUE_WORDS:
-        return True
-    if s in FALSE_WORDS:
-        return False
-    try:
-        return float(s) != 0
-    except ValueError:
-        return None
 
 
 @dataclass

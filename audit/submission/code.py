@@ -35,6 +35,21 @@ TRUE_WORDS = {"1", "true", "yes", "on", "y", "t"}
 FALSE_WORDS = {"0", "false", "no", "off", "n", "f", "", "none"}
 
 
+def truth(v: str | None) -> bool | None:
+    """How a setting's text reads as a switch: True/False, or None when it is not a switch."""
+    if v is None:
+        return None
+    s = str(v).strip().strip("'\"").lower()
+    if s in TRUE_WORDS:
+        return True
+    if s in FALSE_WORDS:
+        return False
+    try:
+        return float(s) != 0
+    except ValueError:
+        return None
+
+
 @dataclass
 class EnvDefault:
     name: str
@@ -58,15 +73,7 @@ class EnvDefault:
             return v
         if isinstance(v, (int, float)):
             return v != 0
-        s = str(v).strip().lower()
-        if s in TRUE_WORDS:
-            return True
-        if s in FALSE_WORDS:
-            return False
-        try:
-            return float(s) != 0
-        except ValueError:
-            return None
+        return truth(v)
 
     def describe(self) -> str:
         return f'os.environ.get("{self.name}", {self.default_src}) at line {self.line}'
