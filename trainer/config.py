@@ -155,17 +155,18 @@ PRESETS: dict[str, dict[str, Any]] = {
         grad_clip_norm=0.0, ema_enabled=False, late_qat=False, quant_bits=8, gptq_enabled=False,
         compressor="zlib", compress_level=9, eval_stride=0, ttt_enabled=False,
         export_reserve_seconds=0.0, tied_embed_init_std=0.005),
-    # CPU in seconds on the bundled fixture data, every technique switched on at toy size.
+    # CPU in about a minute on the bundled fixture data, every technique switched on at toy size;
+    # the challenge's own 600 s caps (iterations end it long before), so a loaded machine still passes.
     "tiny": dict(
         use_fixtures=True, num_layers=4, model_dim=96, num_heads=4, num_kv_heads=2, mlp_mult=2.0,
         rope_dims=8, xsa_last_n=2, bigram_vocab_size=512, bigram_dim=32, ve_dim=32, ve_layers="2,3",
         parallel_residual_start=3, recur_layers="1,1", recur_start_step=120, iterations=250,
         train_seq_len=128, train_batch_tokens=2048, warmup_steps=10, warmdown_iters=80,
-        max_wallclock_seconds=120.0, export_reserve_seconds=10.0, matrix_lr=0.04, scalar_lr=0.03,
+        max_wallclock_seconds=600.0, export_reserve_seconds=10.0, matrix_lr=0.04, scalar_lr=0.03,
         tied_embed_lr=0.05, muon_momentum_warmup_steps=100, train_log_every=25, ema_decay=0.95,
         gptq_calib_seqs=8, gptq_block_size=32, passthrough_numel=512, eval_stride=64, eval_batch_seqs=64,
         ttt_chunk_tokens=16384, ttt_batch_seqs=32, ttt_epochs=1, ttt_lr=0.002, probe_tokens=1024,
-        max_eval_seconds=120.0, artifact_limit_bytes=16_000_000),
+        max_eval_seconds=600.0, artifact_limit_bytes=16_000_000),
 }
 
 
