@@ -63,3 +63,23 @@ def test_guard_turns_input_error_into_exit_2(capsys):
     assert run_guarded(boom, []) == 2
     err = capsys.readouterr().err
     assert err.strip() == "error: x.bin: wrong magic 7"
+
+
+def test_progress_bar_on_a_terminal_and_silent_otherwise(monkeypatch, capsys):
+    import sys
+
+    from audit import progress
+
+    with progress.progress("quiet pass", 3) as bar:  # stderr is not a terminal under pytest
+        bar.advance()
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    with progress.progress("long pass", 3) as bar:
+        assert type(bar).__name__ == "_Bar"
+        bar.advance(3)
+    progress.set_enabled(False)
+    try:
+        with progress.progress("disabled by --quiet", 3) as bar:
+            assert type(bar).__name__ == "_Silent"
+    finally:
+        progress.set_enabled(True)

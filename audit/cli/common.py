@@ -49,6 +49,9 @@ def output_options(f):
     @click.option("--quiet", "-q", is_flag=True, help="No terminal tables or progress bars.")
     @functools.wraps(f)
     def wrapper(*args, **kwargs):
+        from audit import progress
+
+        progress.set_enabled(not kwargs.get("quiet"))
         return f(*args, **kwargs)
 
     return wrapper

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from audit.errors import InputError
+from audit.progress import progress
 from audit.report import Report, Table
 from audit.rules import Finding, Severity
 from audit.submission import claims as C
@@ -101,7 +102,10 @@ def audit_paths(paths, **kw) -> list[Report]:
         found = find_records(p)
         if not found:
             raise InputError(p, "no record folder here (none has submission.json, or README.md with logs/code)")
-        reports += [audit_submission(r, **kw) for r in found]
+        with progress(f"auditing {len(found)} record folder(s) in {p}", len(found)) as bar:
+            for r in found:
+                reports.append(audit_submission(r, **kw))
+                bar.advance()
     return reports
 
 

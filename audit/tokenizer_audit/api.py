@@ -12,6 +12,7 @@ from audit.accounting.positions import validate
 from audit.accounting.reconcile import reconcile
 from audit.errors import InputError
 from audit.formats.meta import MetaTable, load_meta
+from audit.progress import progress
 from audit.report import Report, Table
 from audit.rules import Finding, Severity
 from audit.tokenizer_audit import rules as R
@@ -97,9 +98,11 @@ def _audit(meta: MetaTable, meta_path: Path, res, cache: dict, *, source, seq_le
                 cache[key] = load_source(source, manifest=res.manifest, n_docs=n_docs, source_val=source_val,
                                          source_tokenizer=source_tokenizer, docs_jsonl=docs)
             src = cache[key]
-        acc = run_accounting(res.tokens, meta, bos_id=res.bos_id, tokenizer=tok, reference_meta=ref_meta,
-                             source=src.docs if src else None, source_label=src.label if src else "",
-                             sidecar=res.sidecar, seq_len=seq_len, stride=stride, max_examples=max_examples)
+        with progress(f"byte accounting over {len(res.tokens):,} tokens", None):
+            acc = run_accounting(res.tokens, meta, bos_id=res.bos_id, tokenizer=tok, reference_meta=ref_meta,
+                                 source=src.docs if src else None, source_label=src.label if src else "",
+                                 sidecar=res.sidecar, seq_len=seq_len, stride=stride,
+                                 max_examples=max_examples)
         _val_findings(rep, acc, tok, strict, claimed_bpb, summary)
         if src is not None and src.kind in ("sp1024", "docs"):
             key = ("reconcile", str(source))

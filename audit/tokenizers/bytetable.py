@@ -26,6 +26,21 @@ class ByteTable:
         np.cumsum(lens[:-1], out=self.off[1:])
         self.flat = np.frombuffer(b"".join(id_bytes) + b"\0", dtype=np.uint8)
 
+    def _indices(self, ids: np.ndarray, ln: np.ndarray, tot: int) -> np.ndarray:
+        """flat-table index of every output byte of `ids`, as one running sum: +1 per byte, and at
+        each token's first byte a jump from the previous token's last byte to its own offset.
+        int32 and no per-byte repeat/arange keep it to two passes over the output."""
+        keep = ln > 0
+        first_out = (np.cumsum(ln) - ln)[keep]
+        off = self.off[ids[keep]]
+        last_prev = np.empty_like(off)
+        last_prev[0] = 0  # idx[0] = step[0] = off[0]
+        last_prev[1:] = off[:-1] + ln[keep][:-1] - 1
+        dtype = np.int32 if len(self.flat) < 2**31 else np.int64
+        step = np.ones(tot, dtype=dtype)
+        step[first_out] = off - last_prev
+        return np.cumsum(step, dtype=dtype)
+
     def gather(self, tokens: np.ndarray, starts: np.ndarray, ends: np.ndarray,
                with_positions: bool = False):
         """Bytes of tokens[starts[k]:ends[k]] for every k (sorted, disjoint spans) → DocBytes;
@@ -64,9 +79,7 @@ class ByteTable:
             tot = int(ln.sum())
             if tot == 0:
                 continue
-            out_start = np.cumsum(ln) - ln
-            idx = np.repeat(self.off[ids] - out_start, ln) + np.arange(tot, dtype=np.int64)
-            buf[o:o + tot] = self.flat[idx]
+            buf[o:o + tot] = self.flat[self._indices(ids, ln, tot)]
             if pos is not None:
                 pos[o:o + tot] = np.repeat(np.arange(a, a + len(ids), dtype=np.int64) + lo, ln)
             o += tot
