@@ -70,6 +70,7 @@ def test_progress_bar_on_a_terminal_and_silent_otherwise(monkeypatch, capsys):
 
     from audit import progress
 
+    progress.set_enabled(True)  # an earlier CLI test with --quiet may have switched it off
     with progress.progress("quiet pass", 3) as bar:  # stderr is not a terminal under pytest
         bar.advance()
     assert capsys.readouterr().err == ""
