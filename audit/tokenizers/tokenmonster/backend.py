@@ -19,6 +19,7 @@ from audit.errors import InputError
 from audit.formats.docs import DocBytes
 from audit.formats.meta import MetaTable
 from audit.tokenizers.base import SpecialIds, Tokenizer
+from audit.tokenizers.bytetable import ByteTable
 from audit.tokenizers.tokenmonster import capcode as cc
 from audit.tokenizers.tokenmonster import fastdecode, normalize
 from audit.tokenizers.tokenmonster.binary import read_binary
@@ -71,7 +72,7 @@ class TokenMonsterTokenizer(Tokenizer):
         self.bos = bos
         self.bos_source = bos_source
         self.facts: IdFacts = analyse(vocab, n, bos)
-        self._table = fastdecode.ByteTable(self.facts.keys)
+        self._table = ByteTable(self.facts.keys)
         self.decode_stats: dict = {}
 
     @classmethod
@@ -158,7 +159,7 @@ class TokenMonsterTokenizer(Tokenizer):
 
     def decode_stream(self, tokens: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> DocBytes:
         """Every document of a stream at once: numpy gather, then the capcode pass."""
-        raw = fastdecode.gather(self._table, tokens, starts, ends)
+        raw = self._table.gather(tokens, starts, ends)
         v = self.vocab
         if v.charset == 2:
             return DocBytes.from_list([self._decode_raw(d) for d in raw.to_list()])

@@ -25,17 +25,10 @@ import re
 import numpy as np
 
 from audit.formats.docs import DocBytes
-from audit.tokenizers.bytetable import ByteTable  # noqa: F401 - re-exported for the backend
 from audit.tokenizers.tokenmonster.unicase import CASED, MARK, NUM, tables
 
 MACHINE_CHUNK = 1 << 22  # bytes of text per capcode-2 step (bounds the temporaries to ~200 MB)
 _DEL1 = re.compile(rb"\x7f[\s\S]?")
-
-
-def gather(table: ByteTable, tokens: np.ndarray, starts: np.ndarray, ends: np.ndarray,
-           with_positions: bool = False):
-    """Concatenated bytes of tokens[starts[k]:ends[k]] for every k (see `ByteTable.gather`)."""
-    return table.gather(tokens, starts, ends, with_positions)
 
 
 def decode_capcode1(docs: DocBytes) -> DocBytes:

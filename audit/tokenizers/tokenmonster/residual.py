@@ -51,7 +51,7 @@ def residual(tok, tokens: np.ndarray, starts: np.ndarray, ends: np.ndarray, meta
     in_doc = np.cumsum(in_doc[:-1]) > 0
     actual = np.zeros(len(tokens), dtype=np.int64)
     cls = np.full(len(tokens), -1, dtype=np.int8)
-    raw, pos = fastdecode.gather(tok._table, tokens, starts, ends, with_positions=True)
+    raw, pos = tok._table.gather(tokens, starts, ends, with_positions=True)
     v = tok.vocab
     if v.capcode == 2 and v.charset != 2:
         _capcode2(raw, pos, actual, cls)
