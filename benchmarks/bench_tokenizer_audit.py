@@ -1,20 +1,27 @@
 """Full-val-scale benchmark of the tokenizer audit (not a test).
 
 Builds (once, cached in benchmarks/out/) a synthetic val set shaped like the challenge's:
-50,000 documents, ≥ 62 M tokens of the REAL sp1024 model (ids sampled from its merged pieces with
-a Zipf-like law, plus valid multi-byte characters spelled as byte pieces), BOS 1 before every
-document. The same stream serves as candidate and as sp1024 source reference (written twice, so
-both are read and decoded independently). Then it times, each in a fresh child process:
+50,000 documents, ≥ 62 M tokens of the REAL sp1024 model as the SOURCE stream (ids sampled
+from its merged pieces with a Zipf-like law, plus valid multi-byte characters spelled as byte
+pieces), BOS 1 before every document; and a CANDIDATE stream that spells the same bytes with
+different tokens (about 1 token in 20, never a document's first, respelled as its UTF-8 byte
+pieces), so candidate and source are read, split and decoded independently and agree only if
+both decoders are right. Then it times, each in a fresh child process (median of --repeat):
 
-  meta     the evaluator formula over the stream (totals, plain rows, per document)
-  decoded  + static checks and decoding every document with the vectorised SentencePiece decoder
-  source   + decoding the reference stream and the document-by-document comparison
+  meta     the evaluator formula over the candidate (totals, plain rows, per document)
+  decoded  + static checks and decoding every candidate document (vectorised decoder)
+  source   + decoding the source stream and the document-by-document three-way comparison
 
-and the straightforward approach (Python loop splitting documents + sentencepiece DecodeIds per
-document) on all documents by default (a subset with --naive-docs, extrapolated by token count and said so in the
-output). Prints wall seconds, peak RSS, the speed-up, and one JSON line of figures.
+and the straightforward approach, once each, on all documents:
 
-    .venv/bin/python benchmarks/bench_tokenizer_audit.py [--docs 50000] [--tokens 62100000]
+  naive-decoded  Python loop splitting the candidate into documents + sentencepiece DecodeIds
+                 per document (the work of `decoded`)
+  naive-source   the same for both streams, the formula per document with numpy, and a per-
+                 document comparison of source, meta and decoded bytes (the work of `source`)
+
+Prints wall seconds, peak RSS, the speed-ups measured in this run, and one JSON line of figures.
+
+    .venv/bin/python benchmarks/bench_tokenizer_audit.py [--docs 50000] [--tokens 62100000] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -45,7 +52,7 @@ def build(n_docs: int, n_tokens: int, seed: int = 0) -> dict:
     from audit.tokenizers.sentencepiece_model import SentencePieceTokenizer
 
     OUT.mkdir(parents=True, exist_ok=True)
-    tag = f"{n_docs}_{n_tokens}_{seed}"
+    tag = f"{n_docs}_{n_tokens}_{seed}_v2"
     cand = OUT / f"cand_{tag}" / "fineweb_val_000000.bin"
     src = OUT / f"src_{tag}" / "fineweb_val_000000.bin"
     meta = OUT / f"sp1024_{tag}.meta.npz"
@@ -68,12 +75,35 @@ def build(n_docs: int, n_tokens: int, seed: int = 0) -> dict:
         # document boundaries: lengths drawn around the mean, BOS inserted before each
         cuts = np.sort(rng.choice(np.arange(1, body // 8), size=n_docs - 1, replace=False)) * 8
         full = np.insert(stream, np.concatenate([[0], cuts]), 1)
-        for path in (cand, src):
+        for path, toks in ((src, full), (cand, respell(tok, full, rng))):
             path.parent.mkdir(parents=True, exist_ok=True)
-            write_shard(path, full)
+            write_shard(path, toks)
         if not meta.exists():
             tok.canonical_meta().save(meta)
     return {"cand": str(cand), "src": str(src), "meta": str(meta)}
+
+
+def respell(tok, full: np.ndarray, rng, every: int = 20) -> np.ndarray:
+    """The same bytes in other tokens: ~1 in `every` merged pieces (never a document's first
+    token, whose leading space DecodeIds drops) replaced by the byte pieces of its surface."""
+    surface = tok.id_bytes()
+    is_piece = np.zeros(tok.vocab_size, bool)
+    is_piece[260:] = True
+    bos = np.flatnonzero(full == 1)
+    firsts = bos[bos + 1 < len(full)] + 1
+    pick = np.flatnonzero(is_piece[full] & (rng.random(len(full)) < 1 / every))
+    pick = np.setdiff1d(pick, firsts)
+    spelled = [np.frombuffer(surface[i], np.uint8).astype(np.uint16) + 4 for i in range(tok.vocab_size)]
+    counts = np.ones(len(full), np.int64)
+    lens = np.array([len(x) for x in spelled])
+    counts[pick] = lens[full[pick]]
+    out = np.repeat(full, counts)  # placeholders, then the byte pieces written over them
+    at = np.cumsum(counts) - counts
+    for i in np.unique(full[pick]).tolist():
+        where = at[pick[full[pick] == i]]
+        for j, v in enumerate(spelled[i].tolist()):
+            out[where + j] = v
+    return out
 
 
 def measure(mode: str, files: dict) -> dict:
@@ -94,44 +124,66 @@ def measure(mode: str, files: dict) -> dict:
             "documents": rep.summary.get("documents"), "tokens": rep.summary.get("val tokens")}
 
 
-def naive(files: dict, subset_docs: int) -> dict:
-    """Python loop splitting documents + per-document sentencepiece DecodeIds, on the first docs."""
-    import sentencepiece as spm
-
-    from audit.formats.shards import read_shard
-
-    sp = spm.SentencePieceProcessor(model_file=str(MODEL))
-    tokens = read_shard(files["cand"])
-    n_total = len(tokens)
-    # Only the subset's tokens are converted and walked, so a subset's time scales fairly.
-    bos = np.flatnonzero(tokens == 1)
-    stop = int(bos[subset_docs]) if subset_docs < len(bos) else n_total
-    t0 = time.perf_counter()
-    docs, cur, n_seen = [], None, 0
-    for t in tokens[:stop].tolist():  # the straightforward split: one Python step per token
+def split_loop(tokens: np.ndarray) -> list[list[int]]:
+    """The straightforward split: one Python step per token."""
+    docs, cur = [], None
+    for t in tokens.tolist():
         if t == 1:
             if cur is not None:
                 docs.append(cur)
             cur = []
         else:
             cur.append(t)
-        n_seen += 1
-    else:
-        docs.append(cur)
-    total_bytes = 0
-    for d in docs:
-        total_bytes += len(sp.decode_ids(d).encode("utf-8"))
-    wall = time.perf_counter() - t0
-    return {"subset_docs": len(docs), "subset_tokens": n_seen, "wall_s": round(wall, 3),
-            "bytes": total_bytes, "extrapolated_full_s": round(wall * n_total / max(n_seen, 1), 2)}
+    docs.append(cur)
+    return docs
+
+
+def naive(files: dict, mode: str) -> dict:
+    """The straightforward approach on all documents: `decoded` = split the candidate + DecodeIds
+    per document; `source` = that for both streams, the formula per document, and comparisons."""
+    import sentencepiece as spm
+
+    from audit.formats.meta import load_meta
+    from audit.formats.shards import read_shard
+
+    sp = spm.SentencePieceProcessor(model_file=str(MODEL))
+    meta = load_meta(files["meta"])
+    base = meta.base_bytes.astype(np.int64)
+    ls, bd = meta.has_leading_space, meta.is_boundary_token
+    t0 = time.perf_counter()
+    cand = split_loop(read_shard(files["cand"]))
+    decoded = [sp.decode_ids(d).encode("utf-8") for d in cand]
+    out = {"docs": len(cand), "decoded_bytes": sum(map(len, decoded))}
+    if mode == "source":
+        src = split_loop(read_shard(files["src"]))
+        meta_total = source_total = bad = 0
+        for c, s, dec in zip(cand, src, decoded):
+            sb = sp.decode_ids(s).encode("utf-8")
+            y = np.array(c, dtype=np.int64)
+            x = np.concatenate([[1], y[:-1]])  # the BOS precedes every document
+            m = int(base[y].sum() + (ls[y] & ~bd[x]).sum())
+            meta_total += m
+            source_total += len(sb)
+            bad += (dec != sb) or (m != len(sb))
+        out.update(meta_bytes=meta_total, source_bytes=source_total, bad_docs=bad)
+    out["wall_s"] = round(time.perf_counter() - t0, 3)
+    out["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    return out
+
+
+def child(mode: str, files: dict, extra: list[str] = ()) -> dict:
+    r = subprocess.run([sys.executable, __file__, "--child", mode, "--files", json.dumps(files), *extra],
+                       capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    if r.returncode:
+        sys.exit(f"{mode} failed: {r.stderr[-2000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--docs", type=int, default=50_000)
     ap.add_argument("--tokens", type=int, default=62_100_000)
-    ap.add_argument("--naive-docs", type=int, default=50_000,
-                    help="documents the naive approach runs over (default: all; fewer = extrapolated)")
+    ap.add_argument("--repeat", type=int, default=3, help="fresh-process runs of each audit mode (median reported)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--files", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -140,42 +192,42 @@ def main() -> None:
         return
     if a.child:
         files = json.loads(a.files)
-        print(json.dumps(naive(files, a.naive_docs) if a.child == "naive" else measure(a.child, files)))
+        print(json.dumps(naive(files, a.child[6:]) if a.child.startswith("naive-") else measure(a.child, files)))
         return
     if not MODEL.exists():
         sys.exit(f"needs {MODEL} (the ../shared fixtures)")
     t0 = time.perf_counter()
     # built in a child so this process stays small (ru_maxrss survives fork+exec on Linux)
-    r = subprocess.run([sys.executable, __file__, "--child", "build", "--docs", str(a.docs), "--tokens", str(a.tokens)],
-                       capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    if r.returncode:
-        sys.exit(f"build failed: {r.stderr[-2000:]}")
-    files = json.loads(r.stdout.strip().splitlines()[-1])
+    files = child("build", {}, ["--docs", str(a.docs), "--tokens", str(a.tokens)])
     print(f"synthetic set ready in {time.perf_counter() - t0:.1f} s: {files['cand']}")
+    runs: dict[str, list[dict]] = {m: [] for m in ("meta", "decoded", "source")}
+    for _ in range(a.repeat):  # interleaved, so a slow spell of the machine hits every mode
+        for mode in runs:
+            runs[mode].append(child(mode, files))
     results = {}
-    for mode in ("meta", "decoded", "source", "naive"):
-        r = subprocess.run([sys.executable, __file__, "--child", mode, "--files", json.dumps(files),
-                            "--naive-docs", str(a.naive_docs)], capture_output=True, text=True, cwd=ROOT,
-                           env={**os.environ, "PYTHONPATH": str(ROOT)})
-        if r.returncode:
-            sys.exit(f"{mode} failed: {r.stderr[-2000:]}")
-        results[mode] = json.loads(r.stdout.strip().splitlines()[-1])
-        print(f"{mode:8s} {json.dumps(results[mode])}")
-    nv = results["naive"]
-    if nv["subset_docs"] >= a.docs:
-        print(f"naive approach measured on all {nv['subset_docs']:,} documents: {nv['wall_s']} s")
-    else:
-        print(f"naive approach measured on {nv['subset_docs']:,} documents ({nv['subset_tokens']:,} tokens) "
-              f"in {nv['wall_s']} s and EXTRAPOLATED by token count to the full set: {nv['extrapolated_full_s']} s")
-    speedup = nv["extrapolated_full_s"] / results["decoded"]["wall_s"]
-    print(f"speed-up of the decoded audit over the naive approach: {speedup:.1f}×  "
-          f"(full source audit: {nv['extrapolated_full_s'] / results['source']['wall_s']:.1f}×)")
+    for mode, rs in runs.items():
+        walls = sorted(r["wall_s"] for r in rs)
+        results[mode] = {**rs[0], "wall_s": walls[len(walls) // 2], "wall_all_s": [r["wall_s"] for r in rs],
+                         "peak_rss_mb": max(r["peak_rss_mb"] for r in rs)}
+        print(f"{mode:14s} {json.dumps(results[mode])}")
+    for mode in ("naive-decoded", "naive-source"):
+        results[mode] = child(mode, files)
+        print(f"{mode:14s} {json.dumps(results[mode])}")
+    src, nv = results["source"], results["naive-source"]
+    assert src["source_bytes"] == nv["source_bytes"] and src["meta_bytes"] == nv["meta_bytes"], "the two disagree"
+    sp_dec = results["naive-decoded"]["wall_s"] / results["decoded"]["wall_s"]
+    sp_src = nv["wall_s"] / src["wall_s"]
+    print(f"three-way audit (source = meta = decoded over {src['documents']:,} documents): {src['wall_s']} s "
+          f"vs the straightforward approach {nv['wall_s']} s: {sp_src:.1f}× faster")
+    print(f"decoded audit: {results['decoded']['wall_s']} s vs split + DecodeIds per document "
+          f"{results['naive-decoded']['wall_s']} s: {sp_dec:.1f}× faster")
     print(json.dumps({"bench": "tokenizer_audit", "cpus": os.cpu_count(), "docs": a.docs,
-                      "tokens": results["source"]["tokens"],
+                      "source_tokens": a.tokens, "candidate_tokens": src["tokens"], "repeat": a.repeat,
                       **{f"{m}_wall_s": results[m]["wall_s"] for m in ("meta", "decoded", "source")},
                       **{f"{m}_peak_rss_mb": results[m]["peak_rss_mb"] for m in ("meta", "decoded", "source")},
-                      "naive_extrapolated_s": nv["extrapolated_full_s"], "naive_subset_docs": nv["subset_docs"],
-                      "speedup_decoded": round(speedup, 1), "exact": results["source"]["exact"]}))
+                      "naive_decoded_s": results["naive-decoded"]["wall_s"], "naive_source_s": nv["wall_s"],
+                      "speedup_source": round(sp_src, 1), "speedup_decoded": round(sp_dec, 1),
+                      "exact": src["exact"], "naive_bad_docs": nv["bad_docs"]}))
 
 
 if __name__ == "__main__":

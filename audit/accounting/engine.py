@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from audit.accounting.compare import DocComparison, compare_docs
-from audit.accounting.metabytes import IdDrift, attribute_drift, position_bytes, span_sums
+from audit.accounting.metabytes import IdDrift, attribute_drift, meta_sums, span_sums
 from audit.accounting.positions import Scoring
 from audit.formats.docs import DocBytes
 from audit.formats.meta import MetaTable
@@ -86,13 +86,11 @@ def run_accounting(tokens: np.ndarray, meta: MetaTable, *, bos_id: int | None, t
     tokens = np.asarray(tokens)
     n = len(tokens)
     sc = Scoring(n, seq_len, stride)
-    pos = position_bytes(tokens, meta)
-    meta_full = int(pos.sum(dtype=np.int64))
-    meta_plain = int(pos[1:sc.plain_stop].sum(dtype=np.int64)) if sc.plain_stop is not None else None
     has_docs, starts, ends, ds, de, prefix = _doc_spans(tokens, bos_id)
-    meta_doc = span_sums(pos, starts, ends)
-    acc = Accounting(sc, bos_id, has_docs, len(starts) if has_docs else 0, prefix, meta_full,
-                     meta_plain, meta_doc, int(meta_doc.sum()))
+    ms = meta_sums(tokens, meta, starts, ends, sc.plain_stop, len(reference_meta) if reference_meta else 0)
+    meta_doc = ms.per_span
+    acc = Accounting(sc, bos_id, has_docs, len(starts) if has_docs else 0, prefix, ms.full,
+                     ms.plain, meta_doc, int(meta_doc.sum()))
     acc.timings["meta"] = time.perf_counter() - t0
 
     if tokenizer is not None:
@@ -106,7 +104,7 @@ def run_accounting(tokens: np.ndarray, meta: MetaTable, *, bos_id: int | None, t
         if reference_meta.equals(meta) or (len(reference_meta) >= len(meta) and MetaTable(
                 reference_meta.base_bytes[:len(meta)], reference_meta.has_leading_space[:len(meta)],
                 reference_meta.is_boundary_token[:len(meta)]).equals(meta) and n and int(tokens.max()) < len(meta)):
-            acc.occurrences = np.bincount(tokens[1:], minlength=len(meta)).astype(np.int64)
+            acc.occurrences = ms.occurrences
             acc.canonical_docs_total = acc.meta_docs_total
         else:
             acc.drift = attribute_drift(tokens, meta, reference_meta)
@@ -115,10 +113,10 @@ def run_accounting(tokens: np.ndarray, meta: MetaTable, *, bos_id: int | None, t
                 # every target lies in a document: canonical total = meta total − drift
                 acc.canonical_docs_total = acc.meta_docs_total - acc.drift.total
             else:
-                acc.canonical_docs_total = int(span_sums(position_bytes(tokens, reference_meta), starts, ends).sum())
+                acc.canonical_docs_total = int(meta_sums(tokens, reference_meta, starts, ends).per_span.sum())
         acc.timings["attribution"] = time.perf_counter() - t1
     else:
-        acc.occurrences = np.bincount(tokens[1:], minlength=len(meta)).astype(np.int64) if n > 1 else None
+        acc.occurrences = ms.occurrences if n > 1 else None
 
     if source is not None:
         t1 = time.perf_counter()

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from audit import chunked
 from audit.formats.meta import MetaTable
 
 
@@ -35,6 +36,57 @@ def position_bytes(tokens: np.ndarray, meta: MetaTable) -> np.ndarray:
     np.take(base, tokens[1:], out=out[1:])
     out[1:] += ls[tokens[1:]] & ~bd[tokens[:-1]]  # leading-space term via the shifted stream
     return out
+
+
+@dataclass
+class MetaSums:
+    full: int  # targets 1..N-1
+    plain: int | None  # targets 1..plain_stop-1
+    per_span: np.ndarray  # int64, one per span
+    occurrences: np.ndarray  # int64 per id, as a target (positions 1..N-1)
+
+
+def meta_sums(tokens: np.ndarray, meta: MetaTable, starts: np.ndarray, ends: np.ndarray,
+              plain_stop: int | None = None, n_ids: int = 0) -> MetaSums:
+    """The formula summed over the whole stream, the plain rows and every span, plus the target
+    histogram: one chunked pass (audit.chunked), never the per-position array."""
+    tokens = np.asarray(tokens)
+    n = len(tokens)
+    starts = np.asarray(starts, dtype=np.int64)
+    ends = np.asarray(ends, dtype=np.int64)
+    hi = int(tokens.max()) + 1 if n else 0
+    size = max(hi, len(meta), n_ids)
+    base, ls, bd = padded(meta, size)
+    base = base.astype(np.int64)
+    spaced = ls.astype(np.int64)  # leading-space flag of the target y …
+    open_ = (~bd).astype(np.int64)  # … counts when the previous id x is not a boundary
+
+    def values(a: int, b: int) -> np.ndarray:
+        m = b - a
+        if m == 0:
+            return np.zeros(0, np.int64)
+        ids = chunked.scratch("meta_ids", m, np.intp)
+        np.copyto(ids, tokens[a:b])
+        v = np.take(base, ids, out=chunked.scratch("meta_v", m, np.int64), mode="clip")
+        prev_open = chunked.scratch("meta_open", m, np.int64)
+        np.take(open_, ids[:-1], out=prev_open[1:], mode="clip")
+        prev_open[0] = open_[tokens[a - 1]] if a > 0 else 0
+        prev_open *= np.take(spaced, ids, out=chunked.scratch("meta_sp", m, np.int64), mode="clip")
+        v += prev_open
+        if a == 0:
+            v[0] = 0  # position 0 is never a target
+        return v
+
+    def histogram(a: int, b: int, v: np.ndarray) -> np.ndarray:
+        ids = tokens[max(a, 1):b]
+        return np.bincount(ids, minlength=size) if len(ids) else np.zeros(size, np.int64)
+
+    points = np.concatenate([starts, ends, [plain_stop if plain_stop is not None else n]])
+    at, full, hists = chunked.prefix_at(values, n, points, extra=histogram)
+    k = len(starts)
+    per_span = at[k:2 * k] - at[:k]
+    occ = np.sum(hists, axis=0, dtype=np.int64) if hists else np.zeros(size, np.int64)
+    return MetaSums(full, int(at[-1]) if plain_stop is not None else None, per_span, occ)
 
 
 def span_sums(values: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:

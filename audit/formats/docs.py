@@ -42,6 +42,22 @@ class DocBytes:
         buf = np.frombuffer(b"".join(docs), dtype=np.uint8)
         return cls(buf, offsets)
 
+    def replace(self, docs: dict[int, bytes]) -> "DocBytes":
+        """A copy with the given documents' bytes replaced (one pass over the buffer)."""
+        if not docs:
+            return self
+        keys = sorted(docs)
+        lengths = self.lengths.copy()
+        lengths[keys] = [len(docs[k]) for k in keys]
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        parts, at = [], int(self.offsets[0])
+        for k in keys:
+            parts += [self.buf[at:self.offsets[k]], np.frombuffer(docs[k], np.uint8)]
+            at = int(self.offsets[k + 1])
+        parts.append(self.buf[at:self.offsets[-1]])
+        return DocBytes(np.concatenate(parts), offsets)
+
     def to_list(self) -> list[bytes]:
         raw = self.buf.tobytes()
         o = self.offsets.tolist()

@@ -1,50 +1,40 @@
 """One flat byte table per tokenizer, and the vectorised gather every backend decodes with.
 
 Id i's bytes are flat[off[i]:off[i] + length[i]]; one extra silent id stands for every id past
-the table. `gather` concatenates the bytes of many document spans of a stream at once: lengths
-by one table lookup, positions outside the spans (the BOS between documents) zeroed, per-document
-sizes by `np.add.reduceat`, then the bytes copied in chunks by `np.repeat` index arithmetic. No
-Python loop over tokens or documents.
+the table. `gather` concatenates the bytes of many document spans of a stream at once, in
+chunks of the stream (audit.chunked) and on the worker threads:
+
+  1. sizes: per chunk, lengths by one table lookup, positions outside the spans zeroed; the
+     running sums at the span starts give every document's offset in the output;
+  2. bytes: per chunk again, output byte j of token i reads flat[off[i] − start[i] + j]: one
+     `np.repeat` of a per-token offset plus an arange, then one `np.take` into the output.
+
+No Python loop over tokens or documents, no whole-stream temporary wider than the output.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from audit import chunked
 from audit.formats.docs import DocBytes
-
-CHUNK = 1 << 22  # tokens per copy step: bounds the index temporaries to ~100 MB
 
 
 class ByteTable:
     def __init__(self, id_bytes: list[bytes]):
         lens = [len(b) for b in id_bytes] + [0]  # + the silent id
         self.n = len(id_bytes)
-        # A small dtype makes the per-token length lookup (the hottest gather) cheaper.
-        self.length = np.array(lens, dtype=np.uint8 if max(lens) < 256 else np.int32)
+        self.length = np.array(lens, dtype=np.int64)
+        self.flat = np.frombuffer(b"".join(id_bytes) + b"\0", dtype=np.uint8)
         self.off = np.zeros(len(lens), dtype=np.int64)
         np.cumsum(lens[:-1], out=self.off[1:])
-        self.flat = np.frombuffer(b"".join(id_bytes) + b"\0", dtype=np.uint8)
-
-    def _indices(self, ids: np.ndarray, ln: np.ndarray, tot: int) -> np.ndarray:
-        """flat-table index of every output byte of `ids`, as one running sum: +1 per byte, and at
-        each token's first byte a jump from the previous token's last byte to its own offset.
-        int32 and no per-byte repeat/arange keep it to two passes over the output."""
-        keep = ln > 0
-        first_out = (np.cumsum(ln) - ln)[keep]
-        off = self.off[ids[keep]]
-        last_prev = np.empty_like(off)
-        last_prev[0] = 0  # idx[0] = step[0] = off[0]
-        last_prev[1:] = off[:-1] + ln[keep][:-1] - 1
-        dtype = np.int32 if len(self.flat) < 2**31 else np.int64
-        step = np.ones(tot, dtype=dtype)
-        step[first_out] = off - last_prev
-        return np.cumsum(step, dtype=dtype)
 
     def gather(self, tokens: np.ndarray, starts: np.ndarray, ends: np.ndarray,
-               with_positions: bool = False):
+               with_positions: bool = False, skip_first: np.ndarray | None = None):
         """Bytes of tokens[starts[k]:ends[k]] for every k (sorted, disjoint spans) → DocBytes;
-        with_positions also returns the stream position each output byte came from."""
+        with_positions also returns the stream position each output byte came from.
+        skip_first (bool per span) drops the first byte of those spans' first token (the caller
+        guarantees that token has one)."""
         tokens = np.asarray(tokens)
         starts = np.asarray(starts, dtype=np.int64)
         ends = np.asarray(ends, dtype=np.int64)
@@ -56,32 +46,95 @@ class ByteTable:
         region = tokens[lo:hi]
         if region.size and int(region.max()) >= self.n:
             region = np.where(region < self.n, region, self.n)  # ids past the table are silent
-        lens = np.zeros(len(region) + 1, dtype=self.length.dtype)
-        lens[:-1] = self.length[region]
-        gap_lo, gap_hi = ends[:-1] - lo, starts[1:] - lo
-        if np.any(gap_hi - gap_lo != 1):  # general case: mask everything outside the spans
-            cover = np.zeros(len(region) + 1, dtype=np.int32)
-            np.add.at(cover, starts - lo, 1)
-            np.add.at(cover, ends - lo, -1)
-            lens[:-1][np.cumsum(cover[:-1]) <= 0] = 0
-        elif gap_lo.size:  # the usual case: exactly one BOS between documents
-            lens[gap_lo] = 0
-        doc_len = np.add.reduceat(lens, starts - lo, dtype=np.int64)
-        doc_len[starts == ends] = 0
-        offsets = np.zeros(ndoc + 1, dtype=np.int64)
-        np.cumsum(doc_len, out=offsets[1:])
-        buf = np.empty(int(offsets[-1]), dtype=np.uint8)
-        pos = np.empty(len(buf), dtype=np.int64) if with_positions else None
-        o = 0
-        for a in range(0, len(region), CHUNK):
-            ids = region[a:a + CHUNK]
-            ln = lens[a:a + len(ids)].astype(np.int64)
-            tot = int(ln.sum())
-            if tot == 0:
-                continue
-            buf[o:o + tot] = self.flat[self._indices(ids, ln, tot)]
+        spans = _Spans(starts - lo, ends - lo, len(region), skip_first)
+
+        def sizes(a: int, b: int) -> np.ndarray:
+            return spans.lengths(self.length, region, a, b)
+
+        edges = chunked.bounds(len(region))
+        # one sizing pass: running sums at every span start, at the end, and at the chunk edges
+        # (where each chunk's output begins)
+        at, total, _ = chunked.prefix_at(sizes, len(region), np.concatenate([starts - lo, [hi - lo], edges]))
+        offsets, out_at = at[:ndoc + 1], at[ndoc + 1:]
+        buf = np.empty(total, dtype=np.uint8)
+        pos = np.empty(total, dtype=np.int64) if with_positions else None
+
+        def write(k: int) -> None:
+            a, b = int(edges[k]), int(edges[k + 1])
+            o, o_end = int(out_at[k]), int(out_at[k + 1])
+            if o_end == o:
+                return
+            m, tot = b - a, o_end - o
+            ids = chunked.scratch("ids", m, np.intp)
+            np.copyto(ids, region[a:b])  # one index cast per chunk, used by every lookup
+            ln = spans.lengths(self.length, region, a, b, ids, out=chunked.scratch("ln", m, np.int64))
+            start = np.cumsum(ln, out=chunked.scratch("start", m, np.int64))
+            start -= ln  # where each token's bytes begin in this chunk's output
+            # output byte p of token i reads flat[p + shift[i]]; as a running sum: +1 per byte,
+            # plus shift[i] − shift[i−1] at token i's first byte (added, so that zero-length
+            # tokens sharing that byte telescope away)
+            shift = np.take(self.off, ids, out=chunked.scratch("shift", m, np.int64), mode="clip")
+            shift -= start
+            spans.shift_skipped(shift, a)
+            jump = chunked.scratch("jump", m, np.int64)
+            jump[0] = shift[0] - 1
+            np.subtract(shift[1:], shift[:-1], out=jump[1:])
+            step = chunked.scratch("step", tot + 1, np.int64)
+            step.fill(1)
+            np.add.at(step, start, jump)
+            idx = np.cumsum(step[:-1], out=step[:-1])
+            np.take(self.flat, idx, out=buf[o:o_end], mode="clip")  # clip: no buffered copy of out
             if pos is not None:
-                pos[o:o + tot] = np.repeat(np.arange(a, a + len(ids), dtype=np.int64) + lo, ln)
-            o += tot
+                pos[o:o_end] = np.repeat(np.arange(a + lo, b + lo, dtype=np.int64), ln)
+
+        chunked.pmap(write, len(edges) - 1)
         out = DocBytes(buf, offsets)
         return (out, pos) if with_positions else out
+
+
+class _Spans:
+    """Which stream positions lie inside the spans, chunk by chunk; and the skipped first bytes."""
+
+    def __init__(self, starts: np.ndarray, ends: np.ndarray, n: int, skip_first):
+        self.starts, self.ends = starts, ends
+        gap_lo, gap_hi = ends[:-1], starts[1:]
+        self.usual = bool(np.all(gap_hi - gap_lo == 1))  # exactly one position (a BOS) between spans
+        self.gaps = gap_lo
+        self.edges = chunked.bounds(n)
+        if self.usual:
+            self.gap_r = chunked.locate(self.gaps, self.edges)
+        self.skip = None
+        if skip_first is not None and np.any(skip_first):
+            self.skip = starts[np.asarray(skip_first, dtype=bool) & (starts < ends)]
+            self.skip_r = chunked.locate(self.skip, self.edges)
+
+    def _chunk(self, a: int) -> int:
+        return a // chunked.CHUNK
+
+    def lengths(self, length: np.ndarray, region: np.ndarray, a: int, b: int, ids=None, out=None) -> np.ndarray:
+        ln = np.take(length, region[a:b] if ids is None else ids, out=out, mode="clip")
+        k = self._chunk(a)
+        if self.usual:
+            ln[self.gaps[self.gap_r[k]:self.gap_r[k + 1]] - a] = 0
+        else:
+            ln[~self._inside(a, b)] = 0
+        if self.skip is not None:
+            ln[self.skip[self.skip_r[k]:self.skip_r[k + 1]] - a] -= 1
+        return ln
+
+    def shift_skipped(self, shift: np.ndarray, a: int) -> None:
+        if self.skip is not None:
+            k = self._chunk(a)
+            shift[self.skip[self.skip_r[k]:self.skip_r[k + 1]] - a] += 1
+
+    def _inside(self, a: int, b: int) -> np.ndarray:
+        """Positions a..b-1 inside some span: a ±1 cover over the chunk, seeded by the state at a."""
+        s, e = self.starts, self.ends
+        cover = np.zeros(b - a + 1, dtype=np.int8)
+        k = int(np.searchsorted(s, a, side="right")) - 1
+        cover[0] = 1 if k >= 0 and a < e[k] else 0
+        si = s[(s > a) & (s < b)] - a  # span starts strictly inside the chunk
+        ei = e[(e > a) & (e < b)] - a
+        cover[si] += 1
+        cover[ei] -= 1
+        return np.cumsum(cover[:-1], dtype=np.int8) > 0

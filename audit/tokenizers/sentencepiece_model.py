@@ -22,6 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
+from audit import chunked
 from audit.errors import InputError
 from audit.formats.docs import DocBytes
 from audit.formats.meta import MetaTable
@@ -170,8 +171,9 @@ class SentencePieceTokenizer(Tokenizer):
     def decode_stream(self, tokens: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> DocBytes:
         """Decode tokens[starts[k]:ends[k]] for every k (sorted, disjoint spans) into one buffer.
 
-        Table gather over the whole stream in chunks, then the document-start space rule, then
-        exact re-decoding of only the documents with an invalid byte run or an odd start."""
+        One table gather over the whole stream (dropping the leading space of documents that
+        start with a `▁` piece, as DecodeIds does), then exact re-decoding of only the documents
+        with an invalid byte run or an odd start."""
         tokens = np.asarray(tokens)
         starts = np.asarray(starts, dtype=np.int64)
         ends = np.asarray(ends, dtype=np.int64)
@@ -181,9 +183,6 @@ class SentencePieceTokenizer(Tokenizer):
         if tokens.size and int(tokens.max()) >= self._n:
             tokens = np.where(tokens < self._n, tokens, 0)  # out-of-model ids decode to nothing
             # (id 0 must then be silent; it is <pad>/control in every canonical model)
-        docs = self.table.gather(tokens, starts, ends)
-        buf, offsets = docs.buf, docs.offsets
-        doc_len = np.diff(offsets)
         lo = int(starts[0])
         region = tokens[lo:int(ends[-1])]
         nonempty = starts < ends
@@ -191,26 +190,20 @@ class SentencePieceTokenizer(Tokenizer):
         slow = nonempty & self.start_odd[first]
         slow |= self._bad_byte_run_docs(region, starts - lo, ends - lo, ndoc)
         strip = nonempty & self.start_strip[first] & ~slow
-        if strip.any():
-            keep = np.ones(len(buf), dtype=bool)
-            keep[offsets[:-1][strip]] = False
-            buf = buf[keep]
-            doc_len = doc_len - strip
-            offsets = np.zeros(ndoc + 1, dtype=np.int64)
-            np.cumsum(doc_len, out=offsets[1:])
+        docs = self.table.gather(tokens, starts, ends, skip_first=strip)
         if slow.any():
-            docs = DocBytes(buf, offsets).to_list()
-            for k in np.flatnonzero(slow).tolist():
-                docs[k] = self.decode(tokens[starts[k]:ends[k]])
-            return DocBytes.from_list(docs)
-        return DocBytes(buf, offsets)
+            return docs.replace({k: self.decode(tokens[starts[k]:ends[k]]) for k in np.flatnonzero(slow).tolist()})
+        return docs
 
     def _bad_byte_run_docs(self, region: np.ndarray, ds: np.ndarray, de: np.ndarray, ndoc: int) -> np.ndarray:
         """Documents holding a byte-piece run that is not valid UTF-8 (usually none)."""
         bad = np.zeros(ndoc, dtype=bool)
         if not self.is_byte.any():
             return bad
-        pos = np.flatnonzero(self.is_byte[region])
+        edges = chunked.bounds(len(region))
+        pos = np.concatenate(chunked.pmap(
+            lambda k: np.flatnonzero(np.take(self.is_byte, region[edges[k]:edges[k + 1]])) + edges[k],
+            len(edges) - 1))
         if pos.size == 0:
             return bad
         vals = self.byte_value[region[pos]].astype(np.uint8)

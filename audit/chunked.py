@@ -1,0 +1,119 @@
+"""Chunked, threaded passes over token streams of tens of millions of ids.
+
+Why chunks: numpy casts a uint16 index array to intp before any gather, so one whole-stream
+lookup over 62 M ids allocates ~500 MB of fresh memory, and fresh pages (first touch, above
+all in a VM) cost more than the arithmetic. Chunks of 2**20 ids keep every temporary at a few
+MB, which the allocator reuses chunk after chunk. Why threads: numpy releases the GIL inside
+its large loops (take, cumsum, repeat, comparisons), so chunks run side by side on the cores.
+
+`GOLFCHECK_THREADS` sets the number of worker threads (default: the CPU count, at most 8).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, TypeVar
+
+import numpy as np
+
+CHUNK = 1 << 20  # stream positions per step
+
+T = TypeVar("T")
+_POOL: ThreadPoolExecutor | None = None
+_POOL_SIZE = 0
+
+
+def workers() -> int:
+    env = os.environ.get("GOLFCHECK_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def pmap(fn: Callable[[int], T], n: int) -> list[T]:
+    """[fn(0), …, fn(n-1)], on the worker threads when there is more than one item."""
+    global _POOL, _POOL_SIZE
+    w = workers()
+    if w == 1 or n <= 1:
+        return [fn(i) for i in range(n)]
+    if _POOL is None or _POOL_SIZE != w:
+        _POOL, _POOL_SIZE = ThreadPoolExecutor(w, thread_name_prefix="golfcheck"), w
+    return list(_POOL.map(fn, range(n)))
+
+
+_LOCAL = threading.local()
+
+
+def scratch(name: str, size: int, dtype) -> np.ndarray:
+    """A reusable per-thread buffer of at least `size` items (its first `size` returned): chunk
+    after chunk the same memory, instead of fresh pages for every temporary."""
+    bufs = _LOCAL.__dict__.setdefault("bufs", {})
+    dtype = np.dtype(dtype)
+    buf = bufs.get(name)
+    if buf is None or buf.dtype != dtype or len(buf) < size:
+        buf = bufs[name] = np.empty(max(size, CHUNK), dtype=dtype)
+    return buf[:size]
+
+
+def bounds(n: int, chunk: int = CHUNK) -> np.ndarray:
+    """Chunk edges 0, chunk, 2·chunk, …, n (at least [0, n])."""
+    return np.append(np.arange(0, n, chunk, dtype=np.int64), n) if n else np.array([0, 0], np.int64)
+
+
+def take(table: np.ndarray, ids: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
+    """table[ids] for a long id array, chunk by chunk (no whole-stream intp copy of the ids)."""
+    ids = np.asarray(ids)
+    out = np.empty(ids.shape[0], dtype=table.dtype)
+    if ids.shape[0] <= chunk:
+        np.take(table, ids, out=out)
+        return out
+    edges = bounds(len(ids), chunk)
+
+    def step(k: int) -> None:
+        a, b = int(edges[k]), int(edges[k + 1])
+        np.take(table, ids[a:b], out=out[a:b])
+
+    pmap(step, len(edges) - 1)
+    return out
+
+
+def locate(points: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """For sorted points, where each chunk's points begin: points[r[k]:r[k+1]] lie in chunk k."""
+    r = np.searchsorted(points, edges, side="left")
+    r[-1] = len(points)
+    return r
+
+
+def prefix_at(values: Callable[[int, int], np.ndarray], n: int, points: np.ndarray,
+              chunk: int = CHUNK, extra: Callable[[int, int, np.ndarray], object] | None = None):
+    """sum(v[:p]) (int64) for every point p in [0, n], where v[a:b] = values(a, b), one chunk at
+    a time. Returns (prefix sums in the order of `points`, total, [extra(a, b, v) per chunk])."""
+    points = np.asarray(points, dtype=np.int64)
+    order = np.argsort(points, kind="stable")
+    pts = points[order]
+    edges = bounds(n, chunk)
+    r = locate(pts, edges)
+
+    def step(k: int):
+        a, b = int(edges[k]), int(edges[k + 1])
+        v = values(a, b)
+        cs = np.cumsum(v, dtype=np.int64, out=scratch("prefix_cs", len(v), np.int64))
+        local = pts[r[k]:r[k + 1]] - a  # 0 ≤ local < b - a
+        at = np.zeros(len(local), dtype=np.int64)
+        inside = local > 0
+        at[inside] = cs[local[inside] - 1]
+        return at, (int(cs[-1]) if len(cs) else 0), (extra(a, b, v) if extra is not None else None)
+
+    parts = pmap(step, len(edges) - 1)
+    totals = np.array([p[1] for p in parts], dtype=np.int64)
+    base = np.zeros(len(parts) + 1, dtype=np.int64)
+    np.cumsum(totals, out=base[1:])
+    out_sorted = np.empty(len(pts), dtype=np.int64)
+    for k, p in enumerate(parts):
+        out_sorted[r[k]:r[k + 1]] = p[0] + base[k]
+    out_sorted[pts >= n] = base[-1]  # points at the very end
+    out = np.empty_like(out_sorted)
+    out[order] = out_sorted
+    return out, int(base[-1]), [p[2] for p in parts]
