@@ -36,47 +36,69 @@ def pmap(fn: Callable[[int], T], n: int) -> list[T]:
     """[fn(0), …, fn(n-1)], on the worker threads when there is more than one item."""
     global _POOL, _POOL_SIZE
     w = workers()
-    if w == 1 or n <= 1:
+    if w == 1 or n <= 1 or threading.current_thread().name.startswith("golfcheck"):  # (never nest)
         return [fn(i) for i in range(n)]
     if _POOL is None or _POOL_SIZE != w:
         _POOL, _POOL_SIZE = ThreadPoolExecutor(w, thread_name_prefix="golfcheck"), w
     return list(_POOL.map(fn, range(n)))
 
 
-_LOCAL = threading.local()
+_SCRATCH: dict[tuple[int, str], np.ndarray] = {}
 
 
 def scratch(name: str, size: int, dtype) -> np.ndarray:
     """A reusable per-thread buffer of at least `size` items (its first `size` returned): chunk
-    after chunk the same memory, instead of fresh pages for every temporary."""
-    bufs = _LOCAL.__dict__.setdefault("bufs", {})
+    after chunk the same memory, instead of fresh pages for every temporary. `release()` frees
+    them all."""
+    key = (threading.get_ident(), name)
     dtype = np.dtype(dtype)
-    buf = bufs.get(name)
+    buf = _SCRATCH.get(key)
     if buf is None or buf.dtype != dtype or len(buf) < size:
-        buf = bufs[name] = np.empty(max(size, CHUNK), dtype=dtype)
+        buf = _SCRATCH[key] = np.empty(max(size, CHUNK), dtype=dtype)
     return buf[:size]
 
 
-def bounds(n: int, chunk: int = CHUNK) -> np.ndarray:
-    """Chunk edges 0, chunk, 2·chunk, …, n (at least [0, n])."""
+def release() -> None:
+    _SCRATCH.clear()
+
+
+def bounds(n: int, chunk: int | None = None) -> np.ndarray:
+    """Chunk edges 0, chunk, 2·chunk, …, n (at least [0, n]); chunk defaults to CHUNK."""
+    chunk = chunk or CHUNK
     return np.append(np.arange(0, n, chunk, dtype=np.int64), n) if n else np.array([0, 0], np.int64)
 
 
-def take(table: np.ndarray, ids: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
-    """table[ids] for a long id array, chunk by chunk (no whole-stream intp copy of the ids)."""
-    ids = np.asarray(ids)
-    out = np.empty(ids.shape[0], dtype=table.dtype)
-    if ids.shape[0] <= chunk:
-        np.take(table, ids, out=out)
-        return out
-    edges = bounds(len(ids), chunk)
+def _each(n: int, fn: Callable[[int, int], T], chunk: int | None = None) -> list[T]:
+    edges = bounds(n, chunk)
+    return pmap(lambda k: fn(int(edges[k]), int(edges[k + 1])), len(edges) - 1)
 
-    def step(k: int) -> None:
-        a, b = int(edges[k]), int(edges[k + 1])
-        np.take(table, ids[a:b], out=out[a:b])
 
-    pmap(step, len(edges) - 1)
-    return out
+def where_equal(values: np.ndarray, x: int) -> np.ndarray:
+    """np.flatnonzero(values == x) without the whole-stream boolean temporary."""
+    return np.concatenate(_each(len(values), lambda a, b: np.flatnonzero(values[a:b] == x) + a))
+
+
+def split_documents(tokens: np.ndarray, bos_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """audit.formats.shards.split_documents, on the worker threads."""
+    from audit.formats.shards import spans_from_bos
+
+    return spans_from_bos(where_equal(tokens, bos_id), len(tokens))
+
+
+def count_equal(values: np.ndarray, x: int) -> int:
+    return sum(_each(len(values), lambda a, b: int(np.count_nonzero(values[a:b] == x))))
+
+
+def maximum(values: np.ndarray) -> int:
+    """values.max() on the worker threads (values must be non-empty)."""
+    return max(_each(len(values), lambda a, b: int(values[a:b].max())))
+
+
+def equal(a: np.ndarray, b: np.ndarray) -> bool:
+    """np.array_equal for long 1-D arrays, chunk by chunk."""
+    if a.shape != b.shape:
+        return False
+    return all(_each(len(a), lambda i, j: bool(np.array_equal(a[i:j], b[i:j])), chunk=16 * CHUNK))
 
 
 def locate(points: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -87,7 +109,7 @@ def locate(points: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 
 def prefix_at(values: Callable[[int, int], np.ndarray], n: int, points: np.ndarray,
-              chunk: int = CHUNK, extra: Callable[[int, int, np.ndarray], object] | None = None):
+              chunk: int | None = None, extra: Callable[[int, int, np.ndarray], object] | None = None):
     """sum(v[:p]) (int64) for every point p in [0, n], where v[a:b] = values(a, b), one chunk at
     a time. Returns (prefix sums in the order of `points`, total, [extra(a, b, v) per chunk])."""
     points = np.asarray(points, dtype=np.int64)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from audit import chunked
 from audit.formats.docs import DocBytes
 
 EXCERPT = 24  # bytes each side of the first difference
@@ -60,7 +61,7 @@ def compare_docs(a: DocBytes, b: DocBytes, max_examples: int = 20) -> DocCompari
     assert a.n_docs == b.n_docs
     la, lb = a.lengths, b.lengths
     same_len = la == lb
-    if same_len.all() and a.total == b.total and np.array_equal(
+    if same_len.all() and a.total == b.total and chunked.equal(
             a.buf[a.offsets[0]:a.offsets[-1]], b.buf[b.offsets[0]:b.offsets[-1]]):
         return DocComparison(a.n_docs, 0, np.zeros(0, np.int64), [], a.total, b.total)
     bad = ~same_len

@@ -11,9 +11,9 @@ import numpy as np
 from audit.accounting.compare import DocComparison, compare_docs
 from audit.accounting.metabytes import IdDrift, attribute_drift, meta_sums, span_sums
 from audit.accounting.positions import Scoring
+from audit.chunked import split_documents
 from audit.formats.docs import DocBytes
 from audit.formats.meta import MetaTable
-from audit.formats.shards import split_documents
 
 
 @dataclass

@@ -54,7 +54,7 @@ def meta_sums(tokens: np.ndarray, meta: MetaTable, starts: np.ndarray, ends: np.
     n = len(tokens)
     starts = np.asarray(starts, dtype=np.int64)
     ends = np.asarray(ends, dtype=np.int64)
-    hi = int(tokens.max()) + 1 if n else 0
+    hi = chunked.maximum(tokens) + 1 if n else 0
     size = max(hi, len(meta), n_ids)
     base, ls, bd = padded(meta, size)
     base = base.astype(np.int64)

@@ -108,9 +108,13 @@ def split_documents(tokens: np.ndarray, bos_id: int) -> tuple[np.ndarray, np.nda
     Returns (starts, ends): document k is tokens[starts[k]:ends[k]], BOS included at starts[k].
     Tokens before the first BOS (none in a well-formed stream) are not a document.
     """
-    starts = np.flatnonzero(np.asarray(tokens) == bos_id)
+    return spans_from_bos(np.flatnonzero(np.asarray(tokens) == bos_id), len(tokens))
+
+
+def spans_from_bos(starts: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends) of the documents whose BOS positions are `starts` in a stream of n ids."""
     ends = np.empty_like(starts)
     if starts.size:
         ends[:-1] = starts[1:]
-        ends[-1] = len(tokens)
+        ends[-1] = n
     return starts, ends

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from audit import chunked
 from audit.accounting import Accounting, run_accounting
 from audit.accounting.compare import escape
 from audit.accounting.positions import validate
@@ -39,7 +40,10 @@ def audit_tokenizer(meta_path, *, tokenizer=None, val=None, data_root=None, sour
                 source_val=source_val, source_tokenizer=source_tokenizer, docs=docs,
                 max_examples=max_examples)
     cache: dict = {}
-    report = _audit(meta, meta_path, res, cache, **opts)
+    try:
+        report = _audit(meta, meta_path, res, cache, **opts)
+    finally:
+        chunked.release()
     reports = [report]
     if fix_out is not None:
         if res.tokenizer is None:
@@ -48,7 +52,10 @@ def audit_tokenizer(meta_path, *, tokenizer=None, val=None, data_root=None, sour
         fixed.save(fix_out)  # never overwrites
         report.add(R.FIXED.finding(f"wrote the canonical table for {res.tokenizer.name} to {fix_out}",
                                    {"path": str(fix_out), "ids": len(fixed)}, location=str(fix_out)))
-        reports.append(_audit(load_meta(fix_out), Path(fix_out), res, cache, **opts))
+        try:
+            reports.append(_audit(load_meta(fix_out), Path(fix_out), res, cache, **opts))
+        finally:
+            chunked.release()
     return reports
 
 
@@ -94,7 +101,7 @@ def _audit(meta: MetaTable, meta_path: Path, res, cache: dict, *, source, seq_le
             if key not in cache:
                 n_docs = None
                 if res.bos_id is not None:
-                    n_docs = int(np.count_nonzero(np.asarray(res.tokens) == res.bos_id)) or None
+                    n_docs = chunked.count_equal(np.asarray(res.tokens), res.bos_id) or None
                 cache[key] = load_source(source, manifest=res.manifest, n_docs=n_docs, source_val=source_val,
                                          source_tokenizer=source_tokenizer, docs_jsonl=docs)
             src = cache[key]

@@ -44,7 +44,7 @@ class ByteTable:
             return (empty, np.zeros(0, np.int64)) if with_positions else empty
         lo, hi = int(starts[0]), int(ends[-1])
         region = tokens[lo:hi]
-        if region.size and int(region.max()) >= self.n:
+        if region.size and chunked.maximum(region) >= self.n:
             region = np.where(region < self.n, region, self.n)  # ids past the table are silent
         spans = _Spans(starts - lo, ends - lo, len(region), skip_first)
 
@@ -101,6 +101,7 @@ class _Spans:
         self.usual = bool(np.all(gap_hi - gap_lo == 1))  # exactly one position (a BOS) between spans
         self.gaps = gap_lo
         self.edges = chunked.bounds(n)
+        self.chunk_at = {int(e): k for k, e in enumerate(self.edges[:-1].tolist())}
         if self.usual:
             self.gap_r = chunked.locate(self.gaps, self.edges)
         self.skip = None
@@ -109,7 +110,7 @@ class _Spans:
             self.skip_r = chunked.locate(self.skip, self.edges)
 
     def _chunk(self, a: int) -> int:
-        return a // chunked.CHUNK
+        return self.chunk_at[a]
 
     def lengths(self, length: np.ndarray, region: np.ndarray, a: int, b: int, ids=None, out=None) -> np.ndarray:
         ln = np.take(length, region[a:b] if ids is None else ids, out=out, mode="clip")

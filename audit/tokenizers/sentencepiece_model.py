@@ -111,6 +111,10 @@ class SentencePieceTokenizer(Tokenizer):
         # document-start behaviour: drop one leading space, or (odd case) something else
         self.start_strip = np.array([(not self.is_byte[i]) and at_start[i] != surface[i]
                                      and surface[i][1:] == at_start[i] for i in range(n)], dtype=bool)
+        # the usual layout: 256 byte pieces <0x00>..<0xFF> on consecutive ids
+        bid = np.flatnonzero(self.is_byte)
+        self._byte_block = int(bid[0]) if (len(bid) == 256 and bid[-1] - bid[0] == 255 and np.array_equal(
+            self.byte_value[bid], np.arange(256))) else None
         self.start_odd = np.array([(not self.is_byte[i]) and (len(at_start[i]) == 0 or (
             at_start[i] != surface[i] and surface[i][1:] != at_start[i])) for i in range(n)], dtype=bool)
 
@@ -180,7 +184,7 @@ class SentencePieceTokenizer(Tokenizer):
         ndoc = len(starts)
         if ndoc == 0:
             return DocBytes(np.zeros(0, np.uint8), np.zeros(1, np.int64))
-        if tokens.size and int(tokens.max()) >= self._n:
+        if tokens.size and chunked.maximum(tokens) >= self._n:
             tokens = np.where(tokens < self._n, tokens, 0)  # out-of-model ids decode to nothing
             # (id 0 must then be silent; it is <pad>/control in every canonical model)
         lo = int(starts[0])
@@ -201,22 +205,45 @@ class SentencePieceTokenizer(Tokenizer):
         if not self.is_byte.any():
             return bad
         edges = chunked.bounds(len(region))
-        pos = np.concatenate(chunked.pmap(
-            lambda k: np.flatnonzero(np.take(self.is_byte, region[edges[k]:edges[k + 1]])) + edges[k],
-            len(edges) - 1))
-        if pos.size == 0:
+        byte0 = self._byte_block
+
+        def byte_pieces(k: int):
+            """This chunk's byte pieces: positions, values, and which ones begin a run."""
+            a, b = int(edges[k]), int(edges[k + 1])
+            ids = region[a:b]
+            if byte0 is not None and ids.dtype == np.uint16:  # ids byte0..byte0+255 are bytes 0..255
+                rel = ids - np.uint16(byte0)  # wraps around for ids below byte0
+                is_b = rel < 256
+                at = np.flatnonzero(is_b)
+                vals = rel[at].astype(np.uint8)
+            else:
+                is_b = np.take(self.is_byte, ids)
+                at = np.flatnonzero(is_b)
+                vals = np.take(self.byte_value, ids[at]).astype(np.uint8)
+            prev_b = np.empty_like(is_b)
+            if len(is_b):
+                prev_b[1:] = is_b[:-1]
+                prev_b[0] = a > 0 and bool(self.is_byte[region[a - 1]])
+            return at + a, vals, ~prev_b[at]
+
+        parts = chunked.pmap(byte_pieces, len(edges) - 1)
+        if not any(len(p[0]) for p in parts):
             return bad
-        vals = self.byte_value[region[pos]].astype(np.uint8)
-        newrun = np.ones(pos.size, dtype=bool)
-        newrun[1:] = pos[1:] != pos[:-1] + 1
-        run_at = np.flatnonzero(newrun)
-        # a 0x00 before every run ends any incomplete sequence of the run before it
-        seq = np.insert(vals, run_at, 0)
+        vals = np.concatenate([p[1] for p in parts])
+        # Every run is valid UTF-8 iff their concatenation is and every run begins on a
+        # character boundary (a byte that is not 10xxxxxx): the common case, checked in one go.
         try:
-            seq.tobytes().decode("utf-8")
-            return bad
+            vals.tobytes().decode("utf-8")
+            if not any(np.any((v[first] & 0xC0) == 0x80) for _, v, first in parts):
+                return bad
         except UnicodeDecodeError:
             pass
+        pos = np.concatenate([p[0] for p in parts])
+        newrun = np.concatenate([p[2] for p in parts])
+        run_at = np.flatnonzero(newrun)
+        # a 0x00 before every run ends any incomplete sequence of the run before it
+        seq = np.zeros(pos.size + run_at.size, dtype=np.uint8)
+        seq[np.arange(pos.size) + np.cumsum(newrun)] = vals
         doc_of_run = np.searchsorted(ds, pos[run_at], side="right") - 1
         run_seq_start = run_at + np.arange(run_at.size)  # where each run's separator sits in seq
         bounds = np.flatnonzero(np.diff(doc_of_run)) + 1

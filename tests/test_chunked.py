@@ -1,0 +1,143 @@
+"""Chunked, threaded passes equal their whole-array definitions at every chunk size, with one
+thread or several: chunk edges inside documents, runs and tokens must not change a result."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from audit import chunked
+from audit.accounting.metabytes import meta_sums, position_bytes, span_sums
+from audit.formats.meta import MetaTable
+from audit.formats.shards import split_documents
+from audit.tokenizers.bytetable import ByteTable
+
+
+@contextmanager
+def chunking(size: int, threads: int | None = None):
+    old = chunked.CHUNK
+    chunked.CHUNK = size
+    try:
+        if threads is None:
+            yield
+        else:
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setenv("GOLFCHECK_THREADS", str(threads))
+                yield
+    finally:
+        chunked.CHUNK = old
+
+
+sizes = st.sampled_from([1, 2, 3, 5, 8, 64])
+threads = st.sampled_from([1, 2, 3])
+
+
+@settings(max_examples=100, deadline=None)
+@given(values=st.lists(st.integers(-5, 9), max_size=60), points=st.lists(st.integers(0, 60), max_size=10),
+       size=sizes, th=threads)
+def test_prefix_at_is_the_running_sum(values, points, size, th):
+    v = np.array(values, dtype=np.int64)
+    pts = np.array([min(p, len(v)) for p in points], dtype=np.int64)
+    with chunking(size, th):
+        at, total, extra = chunked.prefix_at(lambda a, b: v[a:b], len(v), pts, extra=lambda a, b, x: (a, b))
+    assert at.tolist() == [int(v[:p].sum()) for p in pts.tolist()]
+    assert total == int(v.sum())
+    covered = [i for a, b in extra for i in range(a, b)]
+    assert covered == list(range(len(v)))  # every position exactly once, in order
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(st.integers(0, 4), max_size=50), size=sizes, th=threads)
+def test_whole_array_helpers(values, size, th):
+    v = np.array(values, dtype=np.uint16)
+    with chunking(size, th):
+        assert chunked.where_equal(v, 2).tolist() == np.flatnonzero(v == 2).tolist()
+        assert chunked.count_equal(v, 3) == int(np.count_nonzero(v == 3))
+        got, want = chunked.split_documents(v, 1), split_documents(v, 1)
+        assert got[0].tolist() == want[0].tolist() and got[1].tolist() == want[1].tolist()
+        if len(v):
+            assert chunked.maximum(v) == int(v.max())
+        w = v.copy()
+        assert chunked.equal(v, w)
+        if len(v):
+            w[-1] += 1
+            assert not chunked.equal(v, w)
+        assert not chunked.equal(v, v[:-1]) or len(v) == 0
+
+
+@settings(max_examples=150, deadline=None)
+@given(pieces=st.lists(st.binary(max_size=5), min_size=1, max_size=12),
+       stream=st.lists(st.integers(0, 14), max_size=80), cuts=st.lists(st.integers(0, 80), max_size=8),
+       gap=st.integers(1, 3), skips=st.lists(st.booleans(), max_size=10), size=sizes, th=threads)
+def test_gather_at_every_chunk_size(pieces, stream, cuts, gap, skips, size, th):
+    """Spans with gaps of 1 (the BOS case) or more, empty spans, ids past the table (silent),
+    zero-length pieces, and the first byte of some spans dropped."""
+    table = ByteTable(pieces)
+    tokens = np.array(stream, dtype=np.uint16)
+    b = sorted({min(c, len(stream)) for c in cuts} | {0, len(stream)})
+    starts = np.array(b[:-1], dtype=np.int64)
+    ends = np.maximum(np.array(b[1:], dtype=np.int64) - gap, starts)
+
+    def piece(t):
+        return pieces[t] if t < len(pieces) else b""
+
+    skip = np.array([(skips[k] if k < len(skips) else False) and s < e and len(piece(stream[s])) > 0
+                     for k, (s, e) in enumerate(zip(starts.tolist(), ends.tolist()))], dtype=bool)
+    with chunking(size, th):
+        docs, pos = table.gather(tokens, starts, ends, with_positions=True, skip_first=skip)
+    expect, want_pos = [], []
+    for k, (s, e) in enumerate(zip(starts.tolist(), ends.tolist())):
+        out, where = b"", []
+        for i in range(s, e):
+            out += piece(stream[i])
+            where += [i] * len(piece(stream[i]))
+        if skip[k]:
+            out, where = out[1:], where[1:]
+        expect.append(out)
+        want_pos += where
+    assert docs.to_list() == expect
+    assert pos.tolist() == want_pos
+
+
+V = 10
+metas = st.tuples(st.lists(st.integers(0, 5), min_size=V, max_size=V),
+                  st.lists(st.booleans(), min_size=V, max_size=V),
+                  st.lists(st.booleans(), min_size=V, max_size=V)).map(
+    lambda t: MetaTable(np.array(t[0], np.int16), np.array(t[1]), np.array(t[2])))
+
+
+@settings(max_examples=100, deadline=None)
+@given(stream=st.lists(st.integers(0, V - 1), max_size=70), meta=metas, bos=st.integers(0, V - 1),
+       stop=st.integers(0, 70), size=sizes, th=threads)
+def test_meta_sums_at_every_chunk_size(stream, meta, bos, stop, size, th):
+    tokens = np.array(stream, dtype=np.uint16)
+    starts = np.flatnonzero(tokens == bos)
+    ends = np.append(starts[1:], len(tokens)).astype(np.int64)
+    stop = min(stop, len(tokens))
+    with chunking(size, th):
+        ms = meta_sums(tokens, meta, starts, ends, stop)
+    pos = position_bytes(tokens, meta)
+    assert ms.full == int(pos.sum())
+    assert ms.plain == int(pos[:stop].sum())  # position 0 is never a target, so [1:stop] = [:stop]
+    assert ms.per_span.tolist() == span_sums(pos, starts, ends).tolist()
+    assert ms.occurrences[:V].tolist() == np.bincount(tokens[1:], minlength=V)[:V].tolist()
+
+
+def test_scratch_is_reused_and_sized():
+    a = chunked.scratch("t", 10, np.int64)
+    b = chunked.scratch("t", 5, np.int64)
+    assert len(a) == 10 and len(b) == 5 and np.shares_memory(a, b)
+    c = chunked.scratch("t", 5, np.int32)  # another dtype: a new buffer
+    assert c.dtype == np.int32
+
+
+def test_thread_count_from_the_environment(monkeypatch):
+    monkeypatch.setenv("GOLFCHECK_THREADS", "3")
+    assert chunked.workers() == 3
+    monkeypatch.setenv("GOLFCHECK_THREADS", "zero")
+    assert 1 <= chunked.workers() <= 8
+    assert chunked.pmap(lambda i: i * i, 5) == [0, 1, 4, 9, 16]
