@@ -18,7 +18,7 @@ from typing import Callable, TypeVar
 
 import numpy as np
 
-CHUNK = 1 << 20  # stream positions per step
+CHUNK = 1 << 18  # stream positions per step (measured: 2**18 beats 2**16 and 2**20 on 2 cores)
 
 T = TypeVar("T")
 _POOL: ThreadPoolExecutor | None = None

@@ -57,9 +57,8 @@ def meta_sums(tokens: np.ndarray, meta: MetaTable, starts: np.ndarray, ends: np.
     hi = chunked.maximum(tokens) + 1 if n else 0
     size = max(hi, len(meta), n_ids)
     base, ls, bd = padded(meta, size)
-    base = base.astype(np.int64)
-    spaced = ls.astype(np.int64)  # leading-space flag of the target y …
-    open_ = (~bd).astype(np.int64)  # … counts when the previous id x is not a boundary
+    # one lookup per position: base bytes, the leading-space flag and "not a boundary", packed
+    packed = base.astype(np.int64) << 2 | ls.astype(np.int64) << 1 | (~bd).astype(np.int64)
 
     def values(a: int, b: int) -> np.ndarray:
         m = b - a
@@ -67,12 +66,14 @@ def meta_sums(tokens: np.ndarray, meta: MetaTable, starts: np.ndarray, ends: np.
             return np.zeros(0, np.int64)
         ids = chunked.scratch("meta_ids", m, np.intp)
         np.copyto(ids, tokens[a:b])
-        v = np.take(base, ids, out=chunked.scratch("meta_v", m, np.int64), mode="clip")
-        prev_open = chunked.scratch("meta_open", m, np.int64)
-        np.take(open_, ids[:-1], out=prev_open[1:], mode="clip")
-        prev_open[0] = open_[tokens[a - 1]] if a > 0 else 0
-        prev_open *= np.take(spaced, ids, out=chunked.scratch("meta_sp", m, np.int64), mode="clip")
-        v += prev_open
+        p = np.take(packed, ids, out=chunked.scratch("meta_p", m, np.int64), mode="clip")
+        v = np.right_shift(p, 2, out=chunked.scratch("meta_v", m, np.int64))
+        term = chunked.scratch("meta_term", m, np.int64)  # leading space of y (bit 1) …
+        np.right_shift(p, 1, out=term)
+        term[1:] &= p[:-1]  # … counts when the previous id x is not a boundary (bit 0)
+        term[0] &= int(packed[tokens[a - 1]]) if a > 0 else 0
+        term &= 1
+        v += term
         if a == 0:
             v[0] = 0  # position 0 is never a target
         return v
