@@ -140,6 +140,7 @@ def test_project_scylla_like_bundle(bundles, tmp_path):
     for rid in ("TM001", "TM002", "TM006", "TM008", "TOK011", "TOK014"):
         assert rid in f, rid
     assert f["TM001"].evidence["values"] == [3] and f["TM001"].evidence["count"] == 27
+    assert "TOK004" not in f  # the generic byte-fallback rule is superseded by TM001, not repeated
     a = reps[1].summary
     before = reps[0].summary
     assert abs(a["meta bytes (documents)"] - a["decoded bytes"]) < (before["meta bytes (documents)"] - before["decoded bytes"]) / 20

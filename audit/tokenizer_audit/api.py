@@ -121,7 +121,8 @@ def _audit(meta: MetaTable, meta_path: Path, res, cache: dict, *, source, seq_le
             if rec is not None:
                 _reconcile_finding(rep, rec)
     if tok is not None:
-        rep.extend(check_against_tokenizer(meta, tok, acc.drift if acc else None, acc.occurrences if acc else None))
+        generic = check_against_tokenizer(meta, tok, acc.drift if acc else None, acc.occurrences if acc else None)
+        rep.extend(f for f in generic if f.rule_id not in tok.superseded_rules)
         rep.extend(tok.backend_findings(meta, acc.occurrences if acc else None) or [])
     elif res.tokens is None:
         rep.add(R.NO_TOKENIZER.finding("no tokenizer and no val data: only the meta's schema was checked"))

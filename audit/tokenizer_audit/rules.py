@@ -30,7 +30,8 @@ BYTE_PIECE = rule(
     explanation="""A byte-fallback piece (<0xNN>) stands for exactly one source byte. Counting the
 U+FFFD that a lone invalid byte decodes to (3 bytes) is the Scylla-998 bug: ~3.1 M occurrences
 in val, essentially its whole +4.1% denominator overcount. Evidence: the ids, their occurrences
-and the bytes they add.""",
+and the bytes they add. For TokenMonster vocabularies TM001 (and TM005) report this instead, with
+the byte values, so the finding is not given twice.""",
     fix="Set base_bytes=1, has_leading_space=False, is_boundary_token=False for every byte piece.", family=F)
 BASE_MISMATCH = rule(
     "TOK005", "base-bytes-mismatch", "error", "base_bytes of ordinary pieces differ from their UTF-8 length",

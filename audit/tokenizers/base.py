@@ -67,6 +67,9 @@ class Tokenizer(ABC):
         """Whether decode(encode(text)) reproduces the text's bytes (no normalisation)."""
         return True
 
+    #: generic rule ids this backend's own findings replace (same ids, reported once, sharper)
+    superseded_rules: frozenset[str] = frozenset()
+
     def backend_findings(self, meta: MetaTable, counts: np.ndarray | None) -> list:
         """Backend-specific static findings (e.g. TokenMonster capcode markers, byte fallback).
 

@@ -59,6 +59,8 @@ def manifest_entry(path: Path) -> tuple[dict | None, Path | None]:
 
 class TokenMonsterTokenizer(Tokenizer):
     kind = "tokenmonster"
+    # byte fallback ≠ 1 byte is TM001 (and TM005 for zero-byte alias copies), with byte values
+    superseded_rules = frozenset({"TOK004"})
 
     def __init__(self, vocab: Vocab, *, bos: int | None = None, n_ids: int | None = None,
                  bos_source: str = "", name: str = ""):
