@@ -24,10 +24,11 @@ import re
 
 import numpy as np
 
+from audit import chunked
 from audit.formats.docs import DocBytes
 from audit.tokenizers.tokenmonster.unicase import CASED, MARK, NUM, tables
 
-MACHINE_CHUNK = 1 << 22  # bytes of text per capcode-2 step (bounds the temporaries to ~200 MB)
+MACHINE_CHUNK = 1 << 20  # bytes of text per capcode-2 step (bounds the temporaries to ~50 MB per thread)
 _DEL1 = re.compile(rb"\x7f[\s\S]?")
 
 
@@ -107,36 +108,40 @@ def utf8_lengths(cps: np.ndarray) -> np.ndarray:
 
 
 def decode_capcode2(docs: DocBytes, stats: dict | None = None) -> DocBytes:
-    """Capcode-2 decode of every document (bytes in, bytes out)."""
+    """Capcode-2 decode of every document (bytes in, bytes out); chunks of documents run on the
+    worker threads (audit.chunked: numpy releases the GIL inside the machine's array passes)."""
     raw = docs.buf.tobytes()
     o = docs.offsets.tolist()
-    outs: list[bytes] = []
     lengths = np.zeros(docs.n_docs, dtype=np.int64)
-    for k0, k1 in _chunks(docs.offsets, MACHINE_CHUNK):
+    spans = list(_chunks(docs.offsets, MACHINE_CHUNK))
+
+    def run(i: int) -> tuple[bytes, bool]:
+        k0, k1 = spans[i]
         piece = raw[o[k0]:o[k1]]
         if not any(m in piece for m in (b"C", b"W", b"D")):
-            outs.append(piece)
             lengths[k0:k1] = np.diff(docs.offsets[k0:k1 + 1])
-            if stats is not None:
-                stats["chunks_skipped"] = stats.get("chunks_skipped", 0) + 1
-            continue
+            return piece, False
         strs = [raw[o[k]:o[k + 1]].decode("utf-8", "surrogateescape") for k in range(k0, k1)]
         nchar = np.fromiter((len(s) for s in strs), dtype=np.int64, count=k1 - k0)
         text = "".join(strs)
         if not text:
-            outs.append(b"")
-            continue
+            return b"", False
         cps = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
         first = np.zeros(len(nchar) + 1, dtype=np.int64)
         np.cumsum(nchar, out=first[1:])
         doc_start = np.repeat(first[:-1], nchar)
         kept, out, _, _ = machine2(cps, doc_start)
         kept_out = out[kept]
-        outs.append(kept_out.tobytes().decode("utf-32-le", "surrogatepass").encode("utf-8", "surrogateescape"))
         doc_of = np.repeat(np.arange(k1 - k0), nchar)[kept]
         lengths[k0:k1] = np.bincount(doc_of, weights=utf8_lengths(kept_out), minlength=k1 - k0).astype(np.int64)
-        if stats is not None:
-            stats["chunks_machine"] = stats.get("chunks_machine", 0) + 1
+        return kept_out.tobytes().decode("utf-32-le", "surrogatepass").encode("utf-8", "surrogateescape"), True
+
+    done = chunked.pmap(run, len(spans))
+    outs = [b for b, _ in done]
+    if stats is not None:
+        machine = sum(m for _, m in done)
+        stats["chunks_machine"] = stats.get("chunks_machine", 0) + machine
+        stats["chunks_skipped"] = stats.get("chunks_skipped", 0) + len(done) - machine
     offsets = np.zeros(docs.n_docs + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     buf = np.frombuffer(b"".join(outs), dtype=np.uint8)
