@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from audit import chunked
-from audit.accounting.metabytes import meta_sums, position_bytes, span_sums
+from audit.accounting.metabytes import attribute_drift, meta_sums, position_bytes, span_sums
 from audit.formats.meta import MetaTable
 from audit.formats.shards import split_documents
 from audit.tokenizers.bytetable import ByteTable
@@ -141,3 +141,16 @@ def test_thread_count_from_the_environment(monkeypatch):
     monkeypatch.setenv("GOLFCHECK_THREADS", "zero")
     assert 1 <= chunked.workers() <= 8
     assert chunked.pmap(lambda i: i * i, 5) == [0, 1, 4, 9, 16]
+
+
+@settings(max_examples=80, deadline=None)
+@given(stream=st.lists(st.integers(0, V - 1), max_size=70), meta=metas, ref=metas, size=sizes, th=threads,
+       given_occ=st.booleans())
+def test_drift_attribution_at_every_chunk_size(stream, meta, ref, size, th, given_occ):
+    tokens = np.array(stream, dtype=np.uint16)
+    occ = np.bincount(tokens[1:], minlength=V) if given_occ and len(tokens) else None
+    with chunking(size, th):
+        d = attribute_drift(tokens, meta, ref, occ)
+    assert d.total == int(position_bytes(tokens, meta).sum()) - int(position_bytes(tokens, ref).sum())
+    assert d.total == int(d.by_id.sum())
+    assert d.occurrences[:V].tolist() == np.bincount(tokens[1:], minlength=V)[:V].tolist()

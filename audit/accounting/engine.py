@@ -107,7 +107,7 @@ def run_accounting(tokens: np.ndarray, meta: MetaTable, *, bos_id: int | None, t
             acc.occurrences = ms.occurrences
             acc.canonical_docs_total = acc.meta_docs_total
         else:
-            acc.drift = attribute_drift(tokens, meta, reference_meta)
+            acc.drift = attribute_drift(tokens, meta, reference_meta, ms.occurrences)
             acc.occurrences = acc.drift.occurrences
             if prefix == 0:
                 # every target lies in a document: canonical total = meta total − drift

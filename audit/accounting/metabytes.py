@@ -125,28 +125,44 @@ class IdDrift:
         return self.base_by_id + self.space_by_id + self.boundary_by_id
 
 
-def attribute_drift(tokens: np.ndarray, meta: MetaTable, ref: MetaTable) -> IdDrift:
-    """Explain sum(meta bytes) − sum(reference bytes) over positions 1..N-1, id by id."""
-    hi = int(tokens.max()) + 1 if len(tokens) else 0
+def attribute_drift(tokens: np.ndarray, meta: MetaTable, ref: MetaTable,
+                    occurrences: np.ndarray | None = None) -> IdDrift:
+    """Explain sum(meta bytes) − sum(reference bytes) over positions 1..N-1, id by id (one
+    chunked pass; `occurrences`, the target histogram, when already counted)."""
+    tokens = np.asarray(tokens)
+    hi = chunked.maximum(tokens) + 1 if len(tokens) else 0
     n = max(hi, len(meta), len(ref))
     bm, lm, dm = padded(meta, n)
     br, lr, dr = padded(ref, n)
-    y = tokens[1:]
-    occ = np.bincount(y, minlength=n).astype(np.int64)
-    base_by_id = occ * (bm.astype(np.int64) - br)
-    space = np.zeros(n, dtype=np.int64)
-    bound = np.zeros(n, dtype=np.int64)
-    if len(tokens) >= 2 and (not np.array_equal(lm, lr) or not np.array_equal(dm, dr)):
-        x = tokens[:-1]
-        tm = lm[y] & ~dm[x]
-        tr = lr[y] & ~dr[x]
-        diff = tm.astype(np.int8) - tr.astype(np.int8)
+    flags_differ = not np.array_equal(lm, lr) or not np.array_equal(dm, dr)
+
+    def part(a: int, b: int):
+        y = tokens[max(a, 1):b]
+        occ = None if occurrences is not None else np.bincount(y, minlength=n)
+        if not flags_differ or len(y) == 0:
+            return occ, None, None
+        x = tokens[max(a, 1) - 1:b - 1]
+        diff = (lm[y] & ~dm[x]).astype(np.int8) - (lr[y] & ~dr[x]).astype(np.int8)
         nz = np.flatnonzero(diff)
-        if nz.size:
-            d = diff[nz].astype(np.int64)
-            yy, xx = y[nz], x[nz]
-            flag_y = lm[yy] != lr[yy]  # the target's own leading-space flag is wrong
-            space = np.bincount(yy[flag_y], weights=d[flag_y], minlength=n).astype(np.int64)
-            bound = np.bincount(xx[~flag_y], weights=d[~flag_y], minlength=n).astype(np.int64)
-    total = int(base_by_id.sum() + space.sum() + bound.sum())
-    return IdDrift(total, base_by_id, space, bound, occ)
+        if nz.size == 0:
+            return occ, None, None
+        d = diff[nz].astype(np.float64)
+        yy, xx = y[nz], x[nz]
+        flag_y = lm[yy] != lr[yy]  # the target's own leading-space flag is wrong
+        return (occ, np.bincount(yy[flag_y], weights=d[flag_y], minlength=n),
+                np.bincount(xx[~flag_y], weights=d[~flag_y], minlength=n))
+
+    edges = chunked.bounds(len(tokens))
+    parts = chunked.pmap(lambda k: part(int(edges[k]), int(edges[k + 1])), len(edges) - 1)
+
+    def total(i: int) -> np.ndarray:
+        out = np.zeros(n, dtype=np.int64)
+        for p in parts:
+            if p[i] is not None:
+                out += p[i].astype(np.int64)
+        return out
+
+    occ = total(0) if occurrences is None else np.pad(np.asarray(occurrences, np.int64), (0, max(0, n - len(occurrences))))[:n]
+    base_by_id = occ * (bm.astype(np.int64) - br)
+    space, bound = total(1), total(2)
+    return IdDrift(int(base_by_id.sum() + space.sum() + bound.sum()), base_by_id, space, bound, occ)
