@@ -22,7 +22,7 @@ CHUNK = 1 << 18  # stream positions per step (measured: 2**18 beats 2**16 and 2*
 
 T = TypeVar("T")
 _POOL: ThreadPoolExecutor | None = None
-_POOL_SIZE = 0
+_POOL_KEY: tuple[int, int] = (0, 0)
 
 
 def workers() -> int:
@@ -34,12 +34,12 @@ def workers() -> int:
 
 def pmap(fn: Callable[[int], T], n: int) -> list[T]:
     """[fn(0), …, fn(n-1)], on the worker threads when there is more than one item."""
-    global _POOL, _POOL_SIZE
+    global _POOL, _POOL_KEY
     w = workers()
     if w == 1 or n <= 1 or threading.current_thread().name.startswith("golfcheck"):  # (never nest)
         return [fn(i) for i in range(n)]
-    if _POOL is None or _POOL_SIZE != w:
-        _POOL, _POOL_SIZE = ThreadPoolExecutor(w, thread_name_prefix="golfcheck"), w
+    if _POOL is None or _POOL_KEY != (w, os.getpid()):  # (a forked child needs its own threads)
+        _POOL, _POOL_KEY = ThreadPoolExecutor(w, thread_name_prefix="golfcheck"), (w, os.getpid())
     return list(_POOL.map(fn, range(n)))
 
 

@@ -154,3 +154,17 @@ def test_drift_attribution_at_every_chunk_size(stream, meta, ref, size, th, give
     assert d.total == int(position_bytes(tokens, meta).sum()) - int(position_bytes(tokens, ref).sum())
     assert d.total == int(d.by_id.sum())
     assert d.occurrences[:V].tolist() == np.bincount(tokens[1:], minlength=V)[:V].tolist()
+
+
+def test_pmap_in_a_forked_child(monkeypatch):
+    """A child forked after the pool exists gets threads of its own instead of hanging."""
+    import os
+
+    monkeypatch.setenv("GOLFCHECK_THREADS", "2")
+    assert chunked.pmap(lambda i: i, 3) == [0, 1, 2]  # the pool exists now
+    pid = os.fork()
+    if pid == 0:  # child
+        ok = chunked.pmap(lambda i: i + 1, 3) == [1, 2, 3]
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
