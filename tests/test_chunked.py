@@ -163,7 +163,10 @@ def test_pmap_in_a_forked_child(monkeypatch):
     monkeypatch.setenv("GOLFCHECK_THREADS", "2")
     assert chunked.pmap(lambda i: i, 3) == [0, 1, 2]  # the pool exists now
     pid = os.fork()
-    if pid == 0:  # child
+    if pid == 0:  # child: a hang (threads that do not exist here) ends by SIGALRM, a failure
+        import signal
+
+        signal.alarm(20)
         ok = chunked.pmap(lambda i: i + 1, 3) == [1, 2, 3]
         os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
