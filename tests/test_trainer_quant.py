@@ -103,3 +103,20 @@ def test_artifact_size_accounting_equals_bytes_written(tmp_path, calibration):
     m2.load_state_dict(rt)
     assert state_digest(m2.state_dict()) == state_digest(rt)
     assert not (tmp_path / "m.ptz.tmp").exists()
+
+
+def test_brotli_frames_roundtrip_and_read_plain_streams(monkeypatch):
+    import brotli
+
+    import trainer.quant as Q
+
+    monkeypatch.setattr(Q, "BROTLI_FRAME_BYTES", 1000)  # several frames from a small input
+    data = bytes(range(256)) * 20 + b"tail"
+    blob = compress(data, "brotli", 11)
+    assert blob[:4] == Q.BROTLI_FRAMES and int.from_bytes(blob[4:8], "little") == 6
+    assert decompress(blob, "brotli") == data
+    assert compress(data, "brotli", 11) == blob  # deterministic: frames are a fixed size
+    assert decompress(brotli.compress(data, quality=5), "brotli") == data  # a plain stream still reads
+    assert decompress(compress(b"", "brotli", 11), "brotli") == b""
+    with pytest.raises(ValueError, match="corrupt"):
+        decompress(blob[:-1], "brotli")

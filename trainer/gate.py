@@ -75,13 +75,18 @@ def tokenizer_preflight(cfg: TrainConfig) -> list[Finding]:
                  f"({'with val' if cfg.val_files else 'static only'})", ev)]
 
 
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def budget_preflight(cfg: TrainConfig) -> list[Finding]:
     """Dry-run the export on an untrained model (time it) and time one eval forward batch."""
     from trainer.data import load_val
     from trainer.model import GPT, autocast_context
-    from trainer.run import export_artifact
+    from trainer.run import export_artifact, pick_device
 
-    device = torch.device("cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu")
+    device = pick_device(cfg)  # the device training will use
     torch.manual_seed(cfg.seed)
     model = GPT(cfg).to(device)
     with tempfile.TemporaryDirectory() as td:
@@ -93,8 +98,10 @@ def budget_preflight(cfg: TrainConfig) -> list[Finding]:
     model.eval()
     with torch.inference_mode(), autocast_context(device):
         model(x)  # warm-up
+        _sync(device)
         t0 = time.perf_counter()
         model(x)
+        _sync(device)  # CUDA kernels run asynchronously: time the work, not the launch
         fwd_s_per_tok = (time.perf_counter() - t0) / x.numel()
     n = len(load_val(cfg.val_files, cfg.vocab_size))
     world = dist.get_world_size() if dist.is_initialized() else 1

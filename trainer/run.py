@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from trainer.config import TrainConfig, describe, fill_data_paths, resolve_config
+from trainer.config import ConfigError, TrainConfig, describe, fill_data_paths, resolve_config
 from trainer.data import ByteLUT, DistributedBatches, TokenStream, load_val
 from trainer.eval import ProbeResult, Scores, causality_probe, evaluate, run_ttt
 from trainer.model import _flash_attn, GPT, autocast_context, count_parameters
@@ -79,13 +79,27 @@ class Logger:
                 fh.write(msg + "\n")
 
 
+def pick_device(cfg: TrainConfig) -> torch.device:
+    """This process's device. `auto` takes GPU LOCAL_RANK when every local process gets its own
+    GPU, else the CPU for all of them (every rank decides alike, so the backend is one: NCCL or
+    gloo). `cuda` with too few GPUs is a config error, not a CUDA 'invalid device ordinal'."""
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    procs = max(int(os.environ.get("LOCAL_WORLD_SIZE", "1")), local + 1)
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if cfg.device == "cpu" or (cfg.device == "auto" and n < procs):
+        return torch.device("cpu")
+    if n < procs:
+        raise ConfigError("config", f"device=cuda with {procs} local process(es) but {n} CUDA device(s) visible; "
+                                    f"run one process per GPU or set device=cpu")
+    return torch.device("cuda", local)
+
+
 def setup_distributed(cfg: TrainConfig) -> tuple[int, int, torch.device]:
     """(rank, world, device). Under torchrun: NCCL with CUDA, gloo on CPU — same code."""
-    want_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+    device = pick_device(cfg)
+    want_cuda = device.type == "cuda"
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    device = torch.device("cuda", local) if want_cuda else torch.device("cpu")
     if want_cuda:
         torch.cuda.set_device(device)
     if world > 1 and not dist.is_initialized():
@@ -169,6 +183,9 @@ def train(cfg: TrainConfig, *, out_dir: str | Path = ".", log_path: str | Path |
     res.params = count_parameters(model)
     log(f"model_params:{res.params} world_size:{world} device:{device} "
         f"attention:{'flash' if device.type == 'cuda' and _has_flash() else 'sdpa'}")
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        log(f"cuda: {torch.cuda.get_device_name(device)} torch:{torch.__version__}")
     opt = Optimizers(model, cfg)
     ema = EMA(model, cfg.ema_decay) if cfg.ema_enabled else None
     swa = SWA() if cfg.swa_enabled else None
@@ -223,6 +240,9 @@ def train(cfg: TrainConfig, *, out_dir: str | Path = ".", log_path: str | Path |
             log(f"step:{step + 1}/{cfg.iterations} val_loss:{sc.loss:.4f} val_bpb:{sc.bpb:.4f}")
     res.steps = len(res.losses)
     res.train_seconds = elapsed
+    if device.type == "cuda":
+        log(f"peak_memory: train allocated:{torch.cuda.max_memory_allocated(device) >> 20}MiB "
+            f"reserved:{torch.cuda.max_memory_reserved(device) >> 20}MiB")
     model.set_qat(False)
 
     # --- export: counted toward the training time ----------------------------------------------
@@ -278,6 +298,9 @@ def train(cfg: TrainConfig, *, out_dir: str | Path = ".", log_path: str | Path |
             log(f"causality_probe: passed:{res.probe.passed} t:{res.probe.t} tokens:{res.probe.tokens} "
                 f"max_diff_before:{res.probe.max_diff_before:.3e} max_diff_after:{res.probe.max_diff_after:.3e}")
     log(f"eval_total: eval_time:{res.eval_seconds * 1000:.0f}ms")
+    if device.type == "cuda":
+        log(f"peak_memory: run allocated:{torch.cuda.max_memory_allocated(device) >> 20}MiB "
+            f"reserved:{torch.cuda.max_memory_reserved(device) >> 20}MiB")
     # The score is printed once, under its own label above; repeating the numbers under a
     # second label is what makes log parsers pick the wrong line.
     log(f"final_score_label: {res.final_label}")
