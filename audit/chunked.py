@@ -2,9 +2,9 @@
 
 Why chunks: numpy casts a uint16 index array to intp before any gather, so one whole-stream
 lookup over 62 M ids allocates ~500 MB of fresh memory, and fresh pages (first touch, above
-all in a VM) cost more than the arithmetic. Chunks of 2**20 ids keep every temporary at a few
-MB, which the allocator reuses chunk after chunk. Why threads: numpy releases the GIL inside
-its large loops (take, cumsum, repeat, comparisons), so chunks run side by side on the cores.
+all in a VM) cost more than the arithmetic. Chunks of CHUNK ids keep every temporary at a few
+MB, in per-thread scratch buffers reused chunk after chunk. Why threads: numpy releases the
+GIL inside its large loops (take, cumsum, comparisons), so chunks run side by side on the cores.
 
 `GOLFCHECK_THREADS` sets the number of worker threads (default: the CPU count, at most 8).
 """

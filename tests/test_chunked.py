@@ -125,6 +125,7 @@ def test_meta_sums_at_every_chunk_size(stream, meta, bos, stop, size, th):
     assert ms.plain == int(pos[:stop].sum())  # position 0 is never a target, so [1:stop] = [:stop]
     assert ms.per_span.tolist() == span_sums(pos, starts, ends).tolist()
     assert ms.occurrences[:V].tolist() == np.bincount(tokens[1:], minlength=V)[:V].tolist()
+    assert ms.max_id == (int(tokens.max()) if len(tokens) else -1)
 
 
 def test_scratch_is_reused_and_sized():

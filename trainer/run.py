@@ -94,6 +94,12 @@ def pick_device(cfg: TrainConfig) -> torch.device:
     return torch.device("cuda", local)
 
 
+def _log_peak_memory(log, device: torch.device, phase: str) -> None:
+    if device.type == "cuda":
+        log(f"peak_memory: {phase} allocated:{torch.cuda.max_memory_allocated(device) >> 20}MiB "
+            f"reserved:{torch.cuda.max_memory_reserved(device) >> 20}MiB")
+
+
 def setup_distributed(cfg: TrainConfig) -> tuple[int, int, torch.device]:
     """(rank, world, device). Under torchrun: NCCL with CUDA, gloo on CPU — same code."""
     device = pick_device(cfg)
@@ -240,9 +246,7 @@ def train(cfg: TrainConfig, *, out_dir: str | Path = ".", log_path: str | Path |
             log(f"step:{step + 1}/{cfg.iterations} val_loss:{sc.loss:.4f} val_bpb:{sc.bpb:.4f}")
     res.steps = len(res.losses)
     res.train_seconds = elapsed
-    if device.type == "cuda":
-        log(f"peak_memory: train allocated:{torch.cuda.max_memory_allocated(device) >> 20}MiB "
-            f"reserved:{torch.cuda.max_memory_reserved(device) >> 20}MiB")
+    _log_peak_memory(log, device, "train")
     model.set_qat(False)
 
     # --- export: counted toward the training time ----------------------------------------------
@@ -298,9 +302,7 @@ def train(cfg: TrainConfig, *, out_dir: str | Path = ".", log_path: str | Path |
             log(f"causality_probe: passed:{res.probe.passed} t:{res.probe.t} tokens:{res.probe.tokens} "
                 f"max_diff_before:{res.probe.max_diff_before:.3e} max_diff_after:{res.probe.max_diff_after:.3e}")
     log(f"eval_total: eval_time:{res.eval_seconds * 1000:.0f}ms")
-    if device.type == "cuda":
-        log(f"peak_memory: run allocated:{torch.cuda.max_memory_allocated(device) >> 20}MiB "
-            f"reserved:{torch.cuda.max_memory_reserved(device) >> 20}MiB")
+    _log_peak_memory(log, device, "run")
     # The score is printed once, under its own label above; repeating the numbers under a
     # second label is what makes log parsers pick the wrong line.
     log(f"final_score_label: {res.final_label}")

@@ -103,7 +103,7 @@ def run_accounting(tokens: np.ndarray, meta: MetaTable, *, bos_id: int | None, t
         t1 = time.perf_counter()
         if reference_meta.equals(meta) or (len(reference_meta) >= len(meta) and MetaTable(
                 reference_meta.base_bytes[:len(meta)], reference_meta.has_leading_space[:len(meta)],
-                reference_meta.is_boundary_token[:len(meta)]).equals(meta) and n and int(tokens.max()) < len(meta)):
+                reference_meta.is_boundary_token[:len(meta)]).equals(meta) and n and ms.max_id < len(meta)):
             acc.occurrences = ms.occurrences
             acc.canonical_docs_total = acc.meta_docs_total
         else:

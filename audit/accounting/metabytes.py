@@ -44,6 +44,7 @@ class MetaSums:
     plain: int | None  # targets 1..plain_stop-1
     per_span: np.ndarray  # int64, one per span
     occurrences: np.ndarray  # int64 per id, as a target (positions 1..N-1)
+    max_id: int  # the largest id in the stream (−1 when empty)
 
 
 def meta_sums(tokens: np.ndarray, meta: MetaTable, starts: np.ndarray, ends: np.ndarray,
@@ -87,7 +88,7 @@ def meta_sums(tokens: np.ndarray, meta: MetaTable, starts: np.ndarray, ends: np.
     k = len(starts)
     per_span = at[k:2 * k] - at[:k]
     occ = np.sum(hists, axis=0, dtype=np.int64) if hists else np.zeros(size, np.int64)
-    return MetaSums(full, int(at[-1]) if plain_stop is not None else None, per_span, occ)
+    return MetaSums(full, int(at[-1]) if plain_stop is not None else None, per_span, occ, hi - 1)
 
 
 def span_sums(values: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -128,9 +129,13 @@ class IdDrift:
 def attribute_drift(tokens: np.ndarray, meta: MetaTable, ref: MetaTable,
                     occurrences: np.ndarray | None = None) -> IdDrift:
     """Explain sum(meta bytes) − sum(reference bytes) over positions 1..N-1, id by id (one
-    chunked pass; `occurrences`, the target histogram, when already counted)."""
+    chunked pass). `occurrences`: the target histogram when already counted (MetaSums), with a
+    row for every id up to the largest in the stream."""
     tokens = np.asarray(tokens)
-    hi = chunked.maximum(tokens) + 1 if len(tokens) else 0
+    if occurrences is not None:  # as meta_sums counts it: one row per id up to the largest in the stream
+        hi = len(occurrences)
+    else:
+        hi = chunked.maximum(tokens) + 1 if len(tokens) else 0
     n = max(hi, len(meta), len(ref))
     bm, lm, dm = padded(meta, n)
     br, lr, dr = padded(ref, n)
@@ -162,7 +167,9 @@ def attribute_drift(tokens: np.ndarray, meta: MetaTable, ref: MetaTable,
                 out += p[i].astype(np.int64)
         return out
 
-    occ = total(0) if occurrences is None else np.pad(np.asarray(occurrences, np.int64), (0, max(0, n - len(occurrences))))[:n]
+    occ = total(0)
+    if occurrences is not None:
+        occ[:len(occurrences)] = occurrences
     base_by_id = occ * (bm.astype(np.int64) - br)
     space, bound = total(1), total(2)
     return IdDrift(int(base_by_id.sum() + space.sum() + bound.sum()), base_by_id, space, bound, occ)

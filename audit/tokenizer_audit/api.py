@@ -39,11 +39,15 @@ def audit_tokenizer(meta_path, *, tokenizer=None, val=None, data_root=None, sour
     opts = dict(source=source, seq_len=seq_len, stride=stride, claimed_bpb=claimed_bpb, strict=strict,
                 source_val=source_val, source_tokenizer=source_tokenizer, docs=docs,
                 max_examples=max_examples)
-    cache: dict = {}
     try:
-        report = _audit(meta, meta_path, res, cache, **opts)
+        return _audit_and_fix(meta, meta_path, res, fix_out, opts)
     finally:
-        chunked.release()
+        chunked.release()  # the scratch buffers of the chunked passes
+
+
+def _audit_and_fix(meta, meta_path, res, fix_out, opts) -> list[Report]:
+    cache: dict = {}  # source and reconciliation, shared by the audit and the re-audit of the fix
+    report = _audit(meta, meta_path, res, cache, **opts)
     reports = [report]
     if fix_out is not None:
         if res.tokenizer is None:
@@ -52,10 +56,7 @@ def audit_tokenizer(meta_path, *, tokenizer=None, val=None, data_root=None, sour
         fixed.save(fix_out)  # never overwrites
         report.add(R.FIXED.finding(f"wrote the canonical table for {res.tokenizer.name} to {fix_out}",
                                    {"path": str(fix_out), "ids": len(fixed)}, location=str(fix_out)))
-        try:
-            reports.append(_audit(load_meta(fix_out), Path(fix_out), res, cache, **opts))
-        finally:
-            chunked.release()
+        reports.append(_audit(load_meta(fix_out), Path(fix_out), res, cache, **opts))
     return reports
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from audit.chunked import split_documents
 from audit.errors import InputError
 from audit.formats.docs import DocBytes, read_docs_jsonl, read_text_dir, texts_to_docbytes
 from audit.formats.manifest import Manifest, load_manifest
-from audit.chunked import split_documents
 from audit.formats.shards import check_ids, read_shard, resolve_glob
 from audit.formats.sidecar import find_sidecars, is_sidecar, read_sidecars
 from audit.tokenizers import load_tokenizer

@@ -6,8 +6,9 @@ chunks of the stream (audit.chunked) and on the worker threads:
 
   1. sizes: per chunk, lengths by one table lookup, positions outside the spans zeroed; the
      running sums at the span starts give every document's offset in the output;
-  2. bytes: per chunk again, output byte j of token i reads flat[off[i] − start[i] + j]: one
-     `np.repeat` of a per-token offset plus an arange, then one `np.take` into the output.
+  2. bytes: per chunk again, output byte p of token i reads flat[p + off[i] − start[i]]: the
+     indices as one running sum (`np.add.at` of the per-token jumps, then `np.cumsum`), then
+     one `np.take` straight into the output.
 
 No Python loop over tokens or documents, no whole-stream temporary wider than the output.
 """
