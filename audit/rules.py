@@ -40,7 +40,11 @@ class Rule:
         fix: str | None = None,
         location: str | None = None,
         severity: Severity | None = None,
+        file: str | None = None,
+        line: int | None = None,
     ) -> "Finding":
+        if location is None and file is not None:
+            location = f"{file}:{line}" if line else file
         return Finding(
             rule_id=self.id,
             rule_name=self.name,
@@ -49,6 +53,8 @@ class Rule:
             evidence=dict(evidence or {}),
             fix=fix or self.fix,
             location=location,
+            file=file,
+            line=line,
         )
 
 
@@ -60,7 +66,9 @@ class Finding:
     message: str
     evidence: dict[str, Any] = field(default_factory=dict)
     fix: str = ""
-    location: str | None = None
+    location: str | None = None  # "file:line" or a free description of where
+    file: str | None = None  # the file the evidence came from, relative to the audited folder
+    line: int | None = None  # 1-based line in `file`
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +79,8 @@ class Finding:
             "evidence": self.evidence,
             "fix": self.fix,
             "location": self.location,
+            "file": self.file,
+            "line": self.line,
         }
 
 
