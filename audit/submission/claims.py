@@ -13,11 +13,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from audit.rules import Finding, Severity
-from audit.submission import rules as R
 from audit.submission.code import CodeAnalysis, EnvDefault
 from audit.submission.code import truth as _truth
 from audit.submission.logs import SeedLog
+from audit.submission.techniques import COMPLIANCE_KEYS, OTHER_PR, QUALIFIER, TECHNIQUES
 
 
 @dataclass
@@ -43,14 +42,6 @@ class Claims:
     readme_text: str = ""
 
 
-_NEG = {
-    "no_ttt": re.compile(r"\b(?:no|without|disables?d?)\s+(?:test[- ]time[- ]training|TTT)\b(?!\s*on\s+val)", re.I),
-    "no_slot": re.compile(r"\b(?:no|without)\s+(?:causal\s+)?SLOT\b", re.I),
-    "no_ngram": re.compile(r"\b(?:no|without)\s+(?:\w+[- ])?n-?gram(?:\s+(?:caches?|mixing|tilt))?\b", re.I),
-    "no_pre_quant_ttt": re.compile(r"\b(?:no|without)\s+pre-?quant(?:ization|ized)?\s+TTT\b", re.I),
-}
-_KEYS = {"no_ttt": "no_ttt", "no_slot": "no_slot", "no_ngram_cache": "no_ngram", "no_ngram": "no_ngram",
-         "no_pre_quant_ttt": "no_pre_quant_ttt"}
 _COMP = [
     ("lzma", re.compile(r"\b(?:LZMA|xz)[\s\-]?(?:preset[\s\-=]?)?(\d)\b(?![\d.])", re.I)),
     ("brotli", re.compile(r"\bBrotli[\s\-]?(?:q(?:uality)?[\s\-=]?)?(\d{1,2})\b(?![\d.])", re.I)),
@@ -60,13 +51,29 @@ _COMP = [
 _CMD_ENV = re.compile(r"(?:^|\s)([A-Z][A-Z0-9_]{1,60})=([^\s\\]+)")
 
 
+def _table_line(line: str) -> bool:
+    return line.lstrip().startswith("|")
+
+
+def negative_claims(text: str, source: str) -> list[Claim]:
+    """Sentences saying a technique is absent. Not claims: table cells ("Quantized BPB (no TTT)"
+    names a column), sentences about another PR, and qualified negatives that disclose a variant."""
+    out = []
+    for no, line in enumerate(text.splitlines(), start=1):
+        if _table_line(line) or OTHER_PR.search(line):
+            continue
+        for tech in TECHNIQUES.values():
+            m = tech.claim.search(line)
+            if m and not QUALIFIER.match(line[m.end():]):
+                where = f"{source} line {no}" if source == "README.md" else source
+                out.append(Claim(f"no_{tech.key}", where, line.strip()[:160]))
+    return out
+
+
 def extract(readme: str, sub: dict | None) -> Claims:
     c = Claims(readme_text=readme)
+    c.negatives.extend(negative_claims(readme, "README.md"))
     for no, line in enumerate(readme.splitlines(), start=1):
-        for what, rx in _NEG.items():
-            m = rx.search(line)
-            if m:
-                c.negatives.append(Claim(what, f"README.md line {no}", line.strip()[:160]))
         for lib, rx in _COMP:
             for m in rx.finditer(line):
                 c.compression.append(CompressionClaim(lib, int(m.group(1)), f"README.md line {no}",
@@ -78,16 +85,14 @@ def extract(readme: str, sub: dict | None) -> Claims:
         comp = sub.get("compliance")
         if isinstance(comp, dict):
             for k, v in comp.items():
-                if k in _KEYS and v is True:
-                    c.negatives.append(Claim(_KEYS[k], f"submission.json compliance.{k}", f"{k}: true"))
+                if k in COMPLIANCE_KEYS and v is True:
+                    c.negatives.append(Claim(f"no_{COMPLIANCE_KEYS[k]}", f"submission.json compliance.{k}", f"{k}: true"))
         for key in ("blurb", "technique_summary", "name", "notes"):
             v = sub.get(key)
             if isinstance(v, str):
-                for what, rx in _NEG.items():
-                    if rx.search(v):
-                        c.negatives.append(Claim(what, f"submission.json {key}", v[:160]))
+                c.negatives.extend(negative_claims(v[:5000], f"submission.json {key}"))
                 for lib, rx in _COMP:
-                    for m in rx.finditer(v):
+                    for m in rx.finditer(v[:5000]):
                         c.compression.append(CompressionClaim(lib, int(m.group(1)), f"submission.json {key}",
                                                               v[:160]))
     return c
@@ -111,18 +116,10 @@ class Switch:
         return None
 
 
-_TECH_ENV = {
-    "ttt": r"^(?:USE_|ENABLE_)?(?:LEGAL_)?TTT(?:_ENABLED?|_ON|_USE)?$",
-    "slot": r"^(?:USE_|ENABLE_)?SLOT(?:_ENABLED?|_ON)?$",
-    "ngram": r"^(?:USE_|ENABLE_)?N_?GRAM(?:_CACHE)?(?:_ENABLED?|_ON)?$",
-    "pre_quant_ttt": r"^(?:USE_|ENABLE_)?PRE_?QUANT_?TTT(?:_ENABLED?)?$",
-}
-
-
 def switch(tech: str, code: CodeAnalysis | None, claims: Claims, logs: list[SeedLog]) -> Switch:
     env = None
     if code is not None:
-        hits = code.env_matching(_TECH_ENV[tech])
+        hits = [e for e in code.env if TECHNIQUES[tech].env.search(e.name)]
         env = hits[0] if hits else None
     default_on = env.truthy() if env else None
     command_on = _truth(claims.command_env.get(env.name)) if env and env.name in claims.command_env else None
@@ -155,124 +152,10 @@ def _log_shows(tech: str, lg: SeedLog, env: EnvDefault | None) -> tuple[bool, st
             if tech != "pre_quant_ttt" and key in m.label.lower().replace("-", ""):
                 return True, f"{lg.name} line {m.line}"
     names = [env.name.lower()] if env else []
-    names += {"ttt": ["ttt_enabled"], "slot": ["slot_enabled"], "ngram": ["ngram_enabled", "ngram_cache"],
-              "pre_quant_ttt": ["pre_quant_ttt", "prequant_ttt"]}[tech]
+    names += list(TECHNIQUES[tech].log_names)
     for n in names:
         if n in lg.config:
             t = _truth(lg.config[n])
             if t is not None:
                 return t, f"{lg.name} `{n}: {lg.config[n]}`"
     return None
-
-
-_TECH_LABEL = {"no_ttt": ("ttt", "TTT"), "no_slot": ("slot", "SLOT"), "no_ngram": ("ngram", "an n-gram cache"),
-               "no_pre_quant_ttt": ("pre_quant_ttt", "pre-quant TTT")}
-
-
-def check_negative_claims(claims: Claims, code: CodeAnalysis | None, logs: list[SeedLog]) -> list[Finding]:
-    out: list[Finding] = []
-    seen: set[str] = set()
-    for cl in claims.negatives:
-        if cl.what in seen:
-            continue
-        tech, label = _TECH_LABEL[cl.what]
-        sw = switch(tech, code, claims, logs)
-        ev: dict[str, Any] = {"claim": cl.text, "claimed_in": cl.source}
-        problems = []
-        if sw.logs_on:
-            problems.append(f"the logs show it running ({sw.log_evidence})")
-        if sw.default_on and sw.env is not None:
-            problems.append(f"train_gpt.py enables it by default ({sw.env.describe()})")
-            ev["code_default"] = sw.env.describe()
-        if sw.command_on and sw.env is not None:
-            problems.append(f"the README's command sets {sw.env.name}={claims.command_env[sw.env.name]}")
-        if sw.env is None and code is not None and tech != "ttt":
-            sig = [s for s in code.signals if s.kind == tech]
-            if sig:
-                problems.append(f"train_gpt.py implements it ({sig[0].detail}, line {sig[0].line})")
-        if not problems:
-            continue
-        seen.add(cl.what)
-        if sw.log_evidence:
-            ev["log_evidence"] = sw.log_evidence
-        # The run itself had it off (logs) but the shipped default turns it on: a reproduction
-        # would not match the claim. Still wrong, but the reported score is not affected.
-        sev = Severity.WARNING if sw.logs_on is False and not sw.command_on else None
-        out.append(R.CLAIM_CONTRADICTED.finding(
-            f"{cl.source} says no {label} ({cl.text!r}), but " + "; ".join(problems),
-            ev, severity=sev, location=cl.source.split(" line")[0]))
-    return out
-
-
-def check_compression(claims: Claims, code: CodeAnalysis | None, logs: list[SeedLog]) -> list[Finding]:
-    out: list[Finding] = []
-    log_libs = {lib for lg in logs for lib in ("lzma", "brotli", "zlib", "zstd")
-                if lg.model_label and lib in lg.model_label.lower()}
-    done: set[tuple[str, int]] = set()
-    for cc in claims.compression:
-        if (cc.lib, cc.level) in done:
-            continue
-        done.add((cc.lib, cc.level))
-        ev: dict[str, Any] = {"claim": cc.text, "claimed_in": cc.source, "claimed": f"{cc.lib}-{cc.level}"}
-        if code is not None and code.parsed:
-            calls = [c for c in code.compress if c.lib == cc.lib]
-            other = sorted({c.lib for c in code.compress} - {cc.lib})
-            levels = sorted({c.level for c in calls if c.level is not None})
-            if calls and levels and cc.level not in levels:
-                c0 = next(c for c in calls if c.level is not None)
-                how = f"{c0.lib} level {c0.level} ({c0.level_src}" + (
-                    f", default of {c0.via_env}" if c0.via_env else "") + f") at line {c0.line}"
-                ev.update({"code": how})
-                out.append(R.COMPRESSION_CLAIM.finding(
-                    f"{cc.source} claims {cc.lib.upper()}-{cc.level}, but train_gpt.py uses {how}", ev,
-                    location="train_gpt.py"))
-                continue
-            if not calls and other:
-                ev.update({"code_libraries": other})
-                out.append(R.COMPRESSION_CLAIM.finding(
-                    f"{cc.source} claims {cc.lib.upper()}-{cc.level}, but train_gpt.py compresses with "
-                    f"{', '.join(other)} only", ev, location="train_gpt.py"))
-                continue
-        if log_libs and cc.lib not in log_libs and not any(c.lib == cc.lib for c in (code.compress if code else [])):
-            ev.update({"log_model_label": sorted(log_libs)})
-            out.append(R.COMPRESSION_CLAIM.finding(
-                f"{cc.source} claims {cc.lib.upper()}-{cc.level}, but the logs serialize the model with "
-                f"{', '.join(sorted(log_libs))}", ev))
-    return out
-
-
-def check_features(claims: Claims, code: CodeAnalysis | None, logs: list[SeedLog]) -> list[Finding]:
-    """README-named features whose switch is off by default and shown on nowhere."""
-    if code is None or not code.parsed or not claims.readme_text:
-        return []
-    out: list[Finding] = []
-    text = claims.readme_text
-    for e in code.env:
-        m = re.fullmatch(r"(?:USE_|ENABLE_)?([A-Z][A-Z0-9_]*?)(?:_ENABLED?|_ON)?", e.name)
-        if not m or m.group(1) == e.name and not e.name.startswith(("USE_", "ENABLE_")):
-            continue  # not an on/off switch name
-        feat = m.group(1)
-        if e.truthy() is not False or len(feat) < 3:
-            continue
-        words = [w for w in feat.split("_") if w]
-        rx = re.compile(r"(?<![\w])" + r"[\s_\-]*".join(map(re.escape, words)) + r"(?![\w])", re.I)
-        hit = None
-        for no, line in enumerate(text.splitlines(), start=1):
-            mm = rx.search(line)
-            if mm and not re.search(r"\b(?:no|without|disabled?|off)\b[\s\w\-]{0,12}$", line[:mm.start()], re.I):
-                hit = (no, line.strip()[:160])
-                break
-        if hit is None:
-            continue
-        if _truth(claims.command_env.get(e.name)):
-            continue
-        key = e.name.lower()
-        shown = any(_truth(lg.config.get(key)) or _truth(lg.config.get(f"{feat.lower()}_enabled")) or
-                    any(k.startswith(feat.lower()) for k in lg.markers) for lg in logs)
-        if shown:
-            continue
-        out.append(R.FEATURE_DISABLED.finding(
-            f"README.md line {hit[0]} claims {feat.replace('_', ' ')}, but {e.describe()} turns it off "
-            f"and no log shows it on", {"readme": hit[1], "code_default": e.describe()},
-            location="README.md"))
-    return out

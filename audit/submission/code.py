@@ -115,6 +115,7 @@ class CodeAnalysis:
     size: int
     parsed: bool = False
     syntax_error: str | None = None
+    syntax_line: int | None = None
     not_analysed: str | None = None
     unpacked: list[str] = field(default_factory=list)  # wrapper layers unpacked, e.g. "lzma+b85"
     env: list[EnvDefault] = field(default_factory=list)
@@ -166,15 +167,111 @@ def analyse_source(src: bytes | str, ca: CodeAnalysis | None = None) -> CodeAnal
 
 
 def _parse(src: bytes | str, ca: CodeAnalysis, layer: bool = False) -> ast.AST | None:
+    """Parse with the running interpreter's grammar; code using the Python 3.12 grammar (PEP 701
+    f-strings that reuse their quote inside a replacement field) is parsed again with its f-strings
+    masked, so a 3.11 audit reads 3.12 record code (checked on the 2026-04-03/04-09 records, whose
+    exec-wrapped code uses `f"{", ".join(x)}"`)."""
     where = " (unpacked code)" if layer else ""
     try:
         return ast.parse(src, filename=str(ca.path))
     except SyntaxError as e:
-        ca.syntax_error = f"line {e.lineno}: {e.msg}{where}"
+        masked = _mask_fstrings(src) if "f-string" in str(e.msg) else None
+        if masked is not None:
+            try:
+                return ast.parse(masked, filename=str(ca.path))
+            except (SyntaxError, ValueError, RecursionError, MemoryError):
+                pass
+        ca.syntax_error, ca.syntax_line = f"line {e.lineno}: {e.msg}{where}", e.lineno
     except (RecursionError, MemoryError):
         ca.not_analysed = f"nested too deeply to parse{where}"
     except ValueError as e:  # e.g. NUL bytes in the source
         ca.syntax_error = f"{' '.join(str(e).split())}{where}"
+    return None
+
+
+_STR_PREFIX = re.compile(r"(?i)((?<![\w])[rbuf]{1,2}|)('\'\'|\"\"\"|'|\")")
+
+
+def _mask_fstrings(src: bytes | str) -> str | None:
+    """Replace every f-string literal by a plain string holding only its newlines (line numbers
+    stay), scanning PEP 701 nesting: inside `{…}` any quote may open a nested string. Returns None
+    when the source does not scan (then the original syntax error stands)."""
+    text = src.decode("utf-8", "replace") if isinstance(src, bytes) else src
+    out, i, n = [], 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "#":
+            j = text.find("\n", i)
+            j = n if j < 0 else j
+            out.append(text[i:j])
+            i = j
+            continue
+        m = _STR_PREFIX.match(text, i) if c in "rRbBuUfF'\"" else None
+        if m is None:
+            out.append(c)
+            i += 1
+            continue
+        end = _string_end(text, m.end(), m.group(2), "f" in m.group(1).lower(), "r" in m.group(1).lower(), 0)
+        if end is None:
+            return None
+        lit = text[i:end]
+        if "f" in m.group(1).lower():
+            nl = lit.count("\n")
+            out.append('"""' + "\n" * nl + '"""' if nl else '""')
+        else:
+            out.append(lit)
+        i = end
+    return "".join(out)
+
+
+def _string_end(t: str, i: int, q: str, is_f: bool, raw: bool, depth: int) -> int | None:
+    """Index just past the closing quote `q` of a string whose body starts at i."""
+    n = len(t)
+    if depth > 20:
+        return None
+    while i < n:
+        if t.startswith(q, i):
+            return i + len(q)
+        c = t[i]
+        if c == "\\" and not raw:
+            i += 2
+            continue
+        if c == "\n" and len(q) == 1:
+            return None
+        if is_f and c == "{":
+            if t.startswith("{{", i):
+                i += 2
+                continue
+            i = _field_end(t, i + 1, depth)
+            if i is None:
+                return None
+            continue
+        i += 1
+    return None
+
+
+def _field_end(t: str, i: int, depth: int) -> int | None:
+    """Index just past the `}` closing a replacement field that starts at i (nested strings skipped)."""
+    n, level = len(t), 0
+    while i < n:
+        c = t[i]
+        if c in "([{":
+            level += 1
+        elif c in ")]}":
+            if c == "}" and level == 0:
+                return i + 1
+            level -= 1
+        elif c in "'\"":
+            m = _STR_PREFIX.match(t, i - 2 if i >= 2 and t[i - 2:i].lower() in ("rf", "fr") else
+                                  i - 1 if i >= 1 and t[i - 1].lower() in "rbf" else i)
+            q = "\"\"\"" if t.startswith('"""', i) else "\'\'\'" if t.startswith("\'\'\'", i) else c
+            pre = m.group(1).lower() if m else ""
+            end = _string_end(t, i + len(q), q, "f" in pre, "r" in pre, depth + 1)
+            if end is None:
+                return None
+            i = end
+            continue
+        i += 1
     return None
 
 
@@ -190,9 +287,31 @@ _DECODERS = {
 _DECOMPRESSORS = ("lzma.decompress", "zlib.decompress", "brotli.decompress")
 
 
-def _bounded_decompress(kind: str, data: bytes) -> bytes:
+def _lzma_options(call: ast.Call, al: dict[str, str]) -> dict[str, Any]:
+    """`format=` and `filters=` of an lzma.decompress call, evaluated statically: literals and
+    `lzma.*` constants only (records use `format=L.FORMAT_RAW, filters=[{"id": L.FILTER_LZMA2}]`)."""
+    def value(node):
+        name = dotted(node, al)
+        if name and name.startswith("lzma.") and name.count(".") == 1 and name[5:].isupper():
+            v = getattr(lzma, name[5:], None)
+            if isinstance(v, int):
+                return v
+            raise ValueError(f"unknown lzma constant {name}")
+        if isinstance(node, ast.Dict):
+            return {value(k): value(v) for k, v in zip(node.keys, node.values)}
+        if isinstance(node, (ast.List, ast.Tuple)):
+            return [value(x) for x in node.elts][:8]
+        return ast.literal_eval(node)
+    opts: dict[str, Any] = {}
+    for k in call.keywords:
+        if k.arg in ("format", "filters"):
+            opts[k.arg] = value(k.value)
+    return opts
+
+
+def _bounded_decompress(kind: str, data: bytes, opts: dict[str, Any] | None = None) -> bytes:
     if kind == "lzma.decompress":
-        d = lzma.LZMADecompressor()
+        d = lzma.LZMADecompressor(**(opts or {}))
         out = d.decompress(data, max_length=MAX_UNPACKED_BYTES + 1)
     elif kind == "zlib.decompress":
         out = zlib.decompressobj().decompress(data, MAX_UNPACKED_BYTES + 1)
@@ -258,7 +377,7 @@ def _static_value(node: ast.AST, al: dict[str, str], layers: list[str], depth: i
         return out
     if name in _DECOMPRESSORS:
         data = inner.encode("latin-1") if isinstance(inner, str) else inner
-        out = _bounded_decompress(name, data)
+        out = _bounded_decompress(name, data, _lzma_options(node, al) if name == "lzma.decompress" else {})
         layers.append(name.split(".")[0])
         return out
     return None

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from audit.rules import Finding, Severity
-from audit.submission import rules as R
+from audit.submission.checks import files as R
+from audit.submission.logs import looks_like_log
 
 MAX_JSON_BYTES = 1_000_000
 MAX_JSON_DEPTH = 32
@@ -61,6 +62,7 @@ class RecordFolder:
     manifest: Path | None = None
     other_py: list[Path] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+    naming: list[str] = field(default_factory=list)  # files found under other names than the challenge's
     findings: list[Finding] = field(default_factory=list)
 
     def rel(self, p: Path) -> str:
@@ -130,6 +132,9 @@ def scan(root: Path) -> RecordFolder:
 
 
 def _classify(rec: RecordFolder) -> RecordFolder:
+    """Find the record's own files, also when they are named otherwise (`submission_ternary.json`,
+    `train_gpt_v5.py`, logs as `*.txt` or under `logs/`). Names that differ from the challenge's
+    are remembered in `rec.naming` and reported (a warning), never guessed silently."""
     top = [p for p in rec.files if p.parent == rec.root]
     for p in sorted(rec.files, key=lambda q: (len(q.parts), str(q))):
         name = p.name.lower()
@@ -143,7 +148,7 @@ def _classify(rec: RecordFolder) -> RecordFolder:
             rec.metas.append(p)
         elif name.endswith(LOG_SUFFIXES):
             rec.logs.append(p)
-        elif name.endswith(".txt") and (p.parent != rec.root or "log" in name or "seed" in name) \
+        elif name.endswith(".txt") and not name.startswith(("requirements", "readme", "license")) \
                 and _looks_like_log(p):
             rec.logs.append(p)
         elif name.endswith(TOKENIZER_SUFFIXES):
@@ -157,16 +162,44 @@ def _classify(rec: RecordFolder) -> RecordFolder:
             if p.name.lower().startswith("readme"):
                 rec.readme = p
                 break
+    if rec.submission_json is None:
+        alts = sorted(p for p in top if p.name.lower().startswith("submission") and p.name.lower().endswith(".json"))
+        if alts:
+            rec.submission_json = alts[0]
+            rec.naming.append(f"submission.json is shipped as {rec.rel(alts[0])}")
+    if rec.code is None:
+        alts = sorted((p for p in rec.other_py if p.name.lower().startswith("train_gpt")),
+                      key=lambda q: (-_size(q), q.name))
+        if alts:
+            rec.code = alts[0]
+            rec.other_py.remove(alts[0])
+            rec.naming.append(f"train_gpt.py is shipped as {rec.rel(alts[0])}")
     return rec
+
+
+def _size(p: Path) -> int:
+    try:
+        return p.stat().st_size
+    except OSError:
+        return 0
 
 
 def _looks_like_log(p: Path) -> bool:
     try:
         with open(p, "rb") as f:
             head = f.read(65536)
+            f.seek(max(0, _size(p) - 65536))
+            tail = f.read(65536)
     except OSError:
         return False
-    return b"val_bpb" in head or b"train_time" in head or b"step:" in head
+    # Logs echo their code first: the facts may start after the first 64 KB, so the tail counts too.
+    return looks_like_log(head) or looks_like_log(tail)
+
+
+def is_not_a_record(rec: RecordFolder) -> bool:
+    """Only logs (no README, no submission json, no code): a stray folder, not a record."""
+    return bool(rec.logs) and rec.readme is None and rec.submission_json is None and rec.code is None \
+        and not rec.other_py
 
 
 def read_text(p: Path, cap: int = MAX_TEXT_BYTES) -> tuple[str, bool]:
@@ -259,7 +292,7 @@ SCHEMA: dict[str, tuple[tuple[type, ...], bool]] = {
     "mean_val_bpb": (_NUMBER, False),
     "bytes_total": ((int,), False),
     "bytes_code": ((int,), False),
-    "seeds": ((list,), False),
+    "seeds": ((list, dict), False),  # a list of seeds, or a dict keyed by seed (both accepted)
     "seed_results": ((dict,), False),
     "compliance": ((dict,), False),
     "blurb": ((str,), False),
