@@ -112,21 +112,23 @@ def log_text(*, seed: int, value: float, code_bytes: int, model_bytes: int = 15_
              post_work: list[str] | None = None, total_bytes: int | None = None, dup_label: bool = False,
              eval_ms: tuple[int, int, int] = (20_000, 90_000, 300_000), ttt: bool = True,
              final: bool = True, extra_lines: list[str] | None = None, compressor: str = "brotli",
+             val_tokens: int = 62_021_632, content_seed: int | None = None, code_compressed: int | None = None,
              tokenizer_line: str = "val_bpb:enabled tokenizer_kind=sentencepiece "
                                    "tokenizer_path=./data/tokenizers/fineweb_1024_bpe.model") -> str:
     if train_ms is None:
         train_ms = min(steps * step_ms, 588_000.0 if reserve_s else 599_900.0)
-    loss = value * math.log(2) * BYTES_PER_TOKEN
     rt, sl = value + 0.02, value + 0.002
+    nats = lambda bpb: bpb * math.log(2) * BYTES_PER_TOKEN  # noqa: E731 - loss consistent with the BPB
+    loss = nats(value)
     lines = [
         "logs/run.txt",
         tokenizer_line,
         "train_loader:dataset:fineweb10B_sp1024 train_shards:80",
-        "val_loader:shards pattern=./data/datasets/fineweb10B_sp1024/fineweb_val_*.bin tokens:62021632",
+        f"val_loader:shards pattern=./data/datasets/fineweb10B_sp1024/fineweb_val_*.bin tokens:{val_tokens}",
         "model_params:26911580",
         "world_size:8 grad_accum_steps:1",
         f"train_batch_tokens:786432 train_seq_len:2048 iterations:20000 max_wallclock_seconds:600.000",
-        f"seed:{seed}",
+        f"seed:{seed if content_seed is None else content_seed}",
         f"ttt_enabled:{ttt}",
     ]
     if reserve_s:
@@ -135,7 +137,7 @@ def log_text(*, seed: int, value: float, code_bytes: int, model_bytes: int = 15_
         lines.append(f"step:{s}/20000 train_loss:3.0000 train_time:{int(s * step_ms)}ms step_avg:{step_ms:.2f}ms")
     lines += extra_lines or []
     lines += [
-        f"step:{steps}/20000 val_loss:{loss + 0.05:.4f} val_bpb:{value + 0.02:.4f} train_time:{int(train_ms)}ms "
+        f"step:{steps}/20000 val_loss:{nats(value + 0.02):.4f} val_bpb:{value + 0.02:.4f} train_time:{int(train_ms)}ms "
         f"step_avg:{step_ms:.2f}ms",
         f"stopping_early: wallclock_cap train_time:{int(train_ms)}ms step:{steps}/20000",
         "peak memory allocated: 21655 MiB reserved: 22246 MiB",
@@ -144,21 +146,25 @@ def log_text(*, seed: int, value: float, code_bytes: int, model_bytes: int = 15_
     lines += post_work if post_work is not None else ["GPTQ:collected 67 Hessians in 11.5s"]
     if total_bytes is None:
         total_bytes = code_bytes + model_bytes
+    code_lines = [f"Code size: {code_bytes} bytes"] if code_compressed is None else [
+        f"Code size (uncompressed): {code_bytes} bytes", f"Code size (compressed): {code_compressed} bytes"]
+    if total_bytes is None and code_compressed is not None:
+        total_bytes = code_compressed + model_bytes
     lines += [
         "Serialized model: 105994166 bytes",
-        f"Code size: {code_bytes} bytes",
+        *code_lines,
         f"Serialized model int6+{compressor}: {model_bytes} bytes",
         f"Total submission size int6+{compressor}: {total_bytes} bytes",
     ]
     if final:
         lines += [
-            f"final_int6_roundtrip val_loss:{loss + 0.03:.4f} val_bpb:{rt:.4f} eval_time:{eval_ms[0]}ms",
-            f"final_int6_roundtrip_exact val_loss:{loss + 0.03:.8f} val_bpb:{rt:.8f}",
-            f"final_int6_sliding_window val_loss:{loss + 0.003:.4f} val_bpb:{sl:.4f} stride:64 eval_time:{eval_ms[1]}ms",
-            f"final_int6_sliding_window_exact val_loss:{loss + 0.003:.8f} val_bpb:{sl:.8f}",
+            f"final_int6_roundtrip val_loss:{nats(rt):.4f} val_bpb:{rt:.4f} eval_time:{eval_ms[0]}ms",
+            f"final_int6_roundtrip_exact val_loss:{nats(rt):.8f} val_bpb:{rt:.8f}",
+            f"final_int6_sliding_window val_loss:{nats(sl):.4f} val_bpb:{sl:.4f} stride:64 eval_time:{eval_ms[1]}ms",
+            f"final_int6_sliding_window_exact val_loss:{nats(sl):.8f} val_bpb:{sl:.8f}",
         ]
         if dup_label:
-            lines.append(f"final_int8_zlib_roundtrip_exact val_loss:{loss + 0.003:.8f} val_bpb:{sl:.8f}")
+            lines.append(f"final_int8_zlib_roundtrip_exact val_loss:{nats(sl):.8f} val_bpb:{sl:.8f}")
         if ttt:
             lines += [f"ttt_sliding:start chunks=1863 chunk_tokens=32768 ttt_lr=0.005 ttt_epochs=3"]
             lines += [f"  ttt_chunk [{i}/1863] bpb={value:.6f} time={i * 0.2:.1f}s" for i in (1, 11, 1863)]

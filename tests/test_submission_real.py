@@ -34,23 +34,22 @@ def test_accepted_record_with_allow_missing_code_is_a_record():
     assert rep.summary["seeds"] == 3
     assert round(rep.summary["mean val_bpb (logs)"], 4) == 1.0810
     assert rep.summary["artifact bytes (max)"] == 15_993_232 <= 16_000_000
-    runs = table(rep, "Per-seed training").rows
+    runs = table(rep, "Per-seed runs").rows
     assert len(runs) == 3
-    cols = table(rep, "Per-seed training").columns
+    cols = table(rep, "Per-seed runs").columns
     for row in runs:
         r = dict(zip(cols, row))
         assert 588.0 <= r["train s"] < 588.2 and r["stop"] == "wallclock_cap"
-        assert r["reserved s"] == 12.0
-        assert 427.0 <= r["eval s"] <= 523.0
-    evals = sorted(dict(zip(cols, r))["eval s"] for r in runs)
-    assert evals[0] == pytest.approx(427.4, abs=0.05) and evals[-1] == pytest.approx(522.1, abs=0.05)
+        assert r["reserved s"] == 12.0 and r["artifact work s"] == pytest.approx(12.7)
+    # scored eval: quantized + sliding + TTT; the pre-quantization pass is diagnostic and left out
+    assert rep.summary["scored eval per seed"] == "420.5–514.6 s"
     scores = table(rep, "Per-seed score").rows
     assert {r[0]: r[2] for r in scores} == {"42": 1.08079352, "314": 1.08103103, "999": 1.08118408}
     assert all(r[1].startswith("quantized_ttt") for r in scores)
-    # the GPTQ reservation was exceeded by ~0.7 s: reported as a warning with both numbers
-    w = [f for f in rep.warnings if f.rule_id == "SUB014"]
-    assert w and all(f.severity is Severity.WARNING for f in w)
-    assert any("12.700 s with 12.000 s reserved" in f.message for f in w)
+    # the GPTQ reservation was exceeded by ~0.7 s: within the tolerance, reported as info with both numbers
+    w = [f for f in rep.findings if f.rule_id == "SUB014"]
+    assert w and all(f.severity is Severity.INFO for f in w)
+    assert any("12.7 s of artifact work" in f.message and "12 s reserved" in f.message for f in w)
 
 
 def test_scylla_logs_parsed():
@@ -86,7 +85,10 @@ def test_scylla_tokenizer_meta_errors_are_folded_in():
 def test_audit_paths_on_folder_of_records():
     root = shared_path("records")
     reps = audit_paths([root], allow_missing_code=True)
-    assert sorted(r.subject.rsplit("/", 1)[-1] for r in reps) == sorted([ACCEPTED, SCYLLA])
+    names = {r.subject.rstrip("/").rsplit("/", 1)[-1] for r in reps}
+    assert {ACCEPTED, SCYLLA} <= names and len(reps) == 32  # + the 30 merged folders (one a stray log folder)
+    stray = [r for r in reps if r.final_verdict == "not a record folder"]
+    assert len(stray) == 1 and "int6_STE" in stray[0].subject
 
 
 @pytest.fixture(scope="module")
@@ -116,8 +118,12 @@ def test_shipped_meta_runs_the_tokenizer_audit(tmp_path, fx):
 
 
 def test_custom_tokenizer_without_meta_cannot_be_verified(tmp_path, fx):
+    """Not shipped: a warning when the logs' denominator checks out (SUB041), an error when it is off."""
     line = f"val_bpb:enabled tokenizer_kind=sentencepiece tokenizer_path=./data/tokenizers/{fx.model.name}"
-    d = make_record(tmp_path, "nometa", log_options={"tokenizer_line": line})
-    rep = audit_submission(d)
-    f = next(f for f in rep.errors if f.rule_id == "SUB034")
+    ok = audit_submission(make_record(tmp_path, "nometa", log_options={"tokenizer_line": line}))
+    f = next(f for f in ok.findings if f.rule_id == "SUB034")
+    assert f.severity is Severity.WARNING and "denominator checks out" in f.message
+    off = audit_submission(make_record(tmp_path, "off", log_options={"tokenizer_line": line,
+                                                                     "val_tokens": 64_576_000}))
+    f = next(f for f in off.errors if f.rule_id == "SUB034")
     assert "cannot be verified" in f.message and fx.model.name[:-6] in f.message

@@ -9,7 +9,7 @@ import pytest
 
 from audit.rules import Severity, catalogue
 from audit.submission import audit_submission
-from record_factory import GOOD_README, code_with, make_record
+from record_factory import GOOD_README, code_with, log_text, make_record
 
 NGRAM_BEFORE = '''
 def eval_with_cache(model, chunks, ngram_cache):
@@ -119,6 +119,12 @@ CASES = {
     "SUB036": (dict(seeds=(42, 1337), values=(1.0801, 1.0805)), None),
     "SUB039": (dict(), None),
     "SUB040": (dict(log_options={"extra_lines": ["x" * 70_000]}), None),
+    # +4.12 %: the Scylla over-count, seen from the logs alone
+    "SUB041": (dict(log_options={"val_tokens": 64_576_000}), None),
+    "SUB043": (dict(), None),
+    "SUB044": (dict(), None),
+    "SUB045": (dict(per_seed={42: {"content_seed": 4242}}), None),
+    "SUB046": (dict(log_options={"code_compressed": 2_000}), None),
 }
 
 
@@ -131,8 +137,13 @@ def _build(tmp_path, rid, opts, tag):
         (d / "submission.json").unlink()
     if rid == "SUB005" and tag == "fail":
         (d / "submission.json").write_text("{\"name\": \"x\", ", encoding="utf-8")
-    if rid == "SUB039" and tag == "fail":
-        (d / "train_seed42_rerun.log").write_text((d / "train_seed42.log").read_text())
+    if rid == "SUB039" and tag == "fail":  # a rerun of seed 42: another run (other step count), same seed
+        text = (d / "train_seed42.log").read_text().replace("step:6500/20000", "step:6498/20000")
+        (d / "train_seed42_rerun.log").write_text(text)
+    if rid == "SUB043" and tag == "fail":
+        (d / "train_gpt.py").rename(d / "train_gpt_v5.py")
+    if rid == "SUB044" and tag == "fail":
+        (d / "train.log").write_bytes((d / "train_seed42.log").read_bytes())
     return d
 
 
@@ -162,6 +173,7 @@ def test_good_record_is_a_record(tmp_path):
 def test_every_sub_rule_has_a_case():
     """Rules without a case above are covered by dedicated tests (named here)."""
     dedicated = {"SUB007": "test_symlink_outside", "SUB021": "test_good_record_is_a_record",
+                 "SUB042": "test_stray_folder_is_not_a_record",
                  "SUB031": "test_good_record_is_a_record", "SUB035": "test_submission_real",
                  "SUB037": "test_no_sota_is_info", "SUB038": "test_non_record_track"}
     subs = {rid for rid, r in catalogue().items() if r.family == "submission"}
@@ -190,8 +202,82 @@ def test_post_cap_gptq_reports_both_numbers(tmp_path):
     rep = audit(_build(tmp_path, "SUB014", CASES["SUB014"][0], "fail"))
     f = next(f for f in rep.findings if f.rule_id == "SUB014")
     assert f.severity is Severity.ERROR
-    assert "599.800 s" in f.message and "210.619 s" in f.message and "no reservation" in f.message
-    assert f.evidence["total_ms"] == pytest.approx(810_419)
+    assert "599.800 s" in f.message and "210.6 s" in f.message and "no reservation" in f.message
+    assert f.evidence["total_s"] == pytest.approx(810.419) and f.file == "train_seed42.log" and f.line
+
+
+def test_post_cap_work_within_tolerance_is_info(tmp_path):
+    """599.6 s + 1.2 s of Hessians: 0.8 s past the cap, as the accepted 2026-04-09 records."""
+    d = make_record(tmp_path, log_options={"train_ms": 599_600, "reserve_s": None,
+                                           "post_work": ["GPTQ:collected 67 Hessians in 1.2s"]})
+    f = next(f for f in audit(d).findings if f.rule_id == "SUB014")
+    assert f.severity is Severity.INFO
+
+
+def test_nested_timings_count_once_and_export_is_not_counted(tmp_path):
+    work = ["gptq:generated 64 sequences in 5.0s", "gptq:done in 5.5s",
+            "GPTQ:quantized in 40.0s", "GPTQ:compressed+saved in 60.0s"]
+    d = make_record(tmp_path, log_options={"train_ms": 590_000, "reserve_s": 10, "post_work": work})
+    rep = audit(d)
+    assert "SUB014" not in ids(rep)  # 590 + 5.5 = 595.5 s; the 100 s of export are reported only
+    assert rep.summary["export, not counted (max)"] == "100.0 s"
+    assert rep.summary["train + artifact work (max)"] == "595.5 s"
+
+
+def test_non_record_track_is_not_held_to_the_caps(tmp_path):
+    d = make_record(tmp_path / "records" / "track_non_record_16mb", per_seed={42: {"train_ms": 700_000,
+                                                                                  "reserve_s": None}})
+    rep = audit(d)
+    over = [f for f in rep.findings if f.rule_id in ("SUB013", "SUB014")]
+    assert not rep.errors and over and all(f.severity is Severity.INFO for f in over)
+
+
+def test_stray_folder_is_not_a_record(tmp_path):
+    d = tmp_path / "stray"
+    d.mkdir()
+    (d / "train.log").write_text(log_text(seed=1, value=1.1, code_bytes=100))
+    rep = audit(d)
+    assert rep.final_verdict == "not a record folder" and ids(rep) == {"SUB042"}
+    assert "train.log" in rep.findings[0].message
+
+
+def test_best_seed_reported_error_unless_disclosed(tmp_path):
+    vals = (1.0801, 1.0805, 1.0809)
+    lying = GOOD_README.format(mean=1.0801)  # the README calls the best seed "the 3-seed mean"
+    d = make_record(tmp_path, "undisclosed", values=vals, readme=lying, submission={"val_bpb": 1.0801,
+                                                                                      "seed_results": {}})
+    f = next(f for f in audit(d).findings if f.rule_id == "SUB017")
+    assert f.severity is Severity.ERROR and "seed 42's value" in f.message
+    readme = lying + "\nSubmitted: seed 42 (best of three).\n"
+    d2 = make_record(tmp_path, "disclosed", values=vals, readme=readme, submission={"val_bpb": 1.0801,
+                                                                                      "seed_results": {}})
+    f2 = next(f for f in audit(d2).findings if f.rule_id == "SUB017")
+    assert f2.severity is Severity.WARNING and "1.08050000" in f2.message
+
+
+def test_seeds_as_dict_is_accepted(tmp_path):
+    d = make_record(tmp_path, submission={"seeds": {"42": {}, "1337": {}, "2026": {}}})
+    assert "SUB006" not in ids(audit(d))
+
+
+def test_denominator_names_subset_and_corrected_score(tmp_path):
+    d = make_record(tmp_path, log_options={"val_tokens": round(62_021_632 * 0.198)})
+    f = next(f for f in audit(d).findings if f.rule_id == "SUB041")
+    assert f.severity is Severity.ERROR and "10,000-document" in f.message
+    assert f.evidence["ratio"] == pytest.approx(0.198, abs=1e-3)
+    assert f.evidence["corrected_bpb"] == pytest.approx(f.evidence["claimed_bpb"] * f.evidence["ratio"])
+
+
+def test_denominator_mixed_units_cannot_form_the_ratio(tmp_path):
+    """A final line whose BPB is a byte-level mixture (not val_loss/ln2/bytes-per-token) is named,
+    not turned into a false denominator figure."""
+    mix = ["final_ngram_mixture val_loss:2.70000000 val_bpb:0.95000000 eval_time:1000ms"]
+    d = make_record(tmp_path, log_options={"extra_lines": []}, per_seed={})
+    for p in d.glob("train_seed*.log"):
+        p.write_text(p.read_text() + "\n".join(mix) + "\n")
+    rep = audit(d)
+    found = [f for f in rep.findings if f.rule_id == "SUB041"]
+    assert found and all(f.severity is Severity.INFO and "cannot be formed" in f.message for f in found)
 
 
 def test_throttled_seed_moves_the_mean(tmp_path):
@@ -206,7 +292,7 @@ def test_mean_std_mismatch_recomputes(tmp_path):
     fs = [f for f in rep.findings if f.rule_id == "SUB017"]
     assert len(fs) == 2  # mean and std
     assert fs[0].evidence["recomputed"] == pytest.approx(1.0805, abs=1e-9)
-    assert "legal_ttt_exact" in fs[0].evidence["from"]
+    assert all("legal_ttt_exact" in w for w in fs[0].evidence["from"])
 
 
 def test_ngram_cache_after_scoring_is_disclosure_warning(tmp_path):
@@ -279,7 +365,7 @@ def test_non_record_track(tmp_path):
     d = make_record(tmp_path / "records" / "track_non_record_16mb")
     rep = audit(d)
     assert "SUB038" in ids(rep) and rep.final_verdict == "non-record"
-    assert "SUB038" not in ids(audit(make_record(tmp_path, "x")))
+    assert "SUB038" not in ids(audit(make_record(tmp_path / "track_10min_16mb", "x")))
 
 
 def test_deeply_nested_json(tmp_path):

@@ -108,7 +108,8 @@ def build(record_dir: Path, *, allow_missing_code: bool = False) -> RecordFacts:
 
 def _record_track(root: Path, sub: dict | None) -> bool:
     track = sub.get("track") if isinstance(sub, dict) else None
-    return is_record_track(str(root.resolve())) and (not isinstance(track, str) or is_record_track(track))
+    # the track folder the record sits in (records/<track>/<record>), and the json's own `track`
+    return is_record_track(root.resolve().parent.name) and (not isinstance(track, str) or is_record_track(track))
 
 
 def _read_logs(rec: RecordFolder) -> tuple[list[SeedLog], list[tuple[str, str]]]:

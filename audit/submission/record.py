@@ -105,13 +105,13 @@ def scan(root: Path) -> RecordFolder:
                     rec.findings.append(R.UNSAFE_PATH.finding(
                         f"{rec.rel(p)} is a symlink to {os.readlink(p)!s} outside the record folder; "
                         f"not followed", {"link": rec.rel(p), "target": os.readlink(p)},
-                        location=rec.rel(p)))
+                        file=rec.rel(p)))
                     continue
                 try:
                     st = os.stat(target)
                 except OSError:
                     rec.findings.append(R.UNSAFE_PATH.finding(
-                        f"{rec.rel(p)} is a broken symlink", {"link": rec.rel(p)}, location=rec.rel(p)))
+                        f"{rec.rel(p)} is a broken symlink", {"link": rec.rel(p)}, file=rec.rel(p)))
                     continue
             else:
                 try:
@@ -125,7 +125,7 @@ def scan(root: Path) -> RecordFolder:
             if not stat.S_ISREG(st.st_mode):
                 rec.findings.append(R.UNSAFE_PATH.finding(
                     f"{rec.rel(p)} is not a regular file (FIFO/device/socket); not opened",
-                    {"path": rec.rel(p)}, location=rec.rel(p)))
+                    {"path": rec.rel(p)}, file=rec.rel(p)))
                 continue
             rec.files.append(p)
     return _classify(rec)
@@ -229,13 +229,13 @@ def load_submission_json(p: Path, rel: str = "submission.json") -> tuple[dict | 
     if size > MAX_JSON_BYTES:
         return None, [R.JSON_INVALID.finding(
             f"{rel} is {size:,} bytes (cap {MAX_JSON_BYTES:,}); not parsed",
-            {"bytes": size, "cap": MAX_JSON_BYTES}, location=rel)]
+            {"bytes": size, "cap": MAX_JSON_BYTES}, file=rel)]
     raw = p.read_bytes()
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         return None, [R.JSON_INVALID.finding(f"{rel} is not UTF-8 (byte {e.start})", {"offset": e.start},
-                                             location=rel)]
+                                             file=rel)]
     # Cheap bracket pre-count: refuse absurd nesting before the (recursive) C parser sees it.
     depth = cur = 0
     in_str = esc = False
@@ -257,20 +257,20 @@ def load_submission_json(p: Path, rel: str = "submission.json") -> tuple[dict | 
     if depth > MAX_JSON_DEPTH:
         return None, [R.JSON_INVALID.finding(
             f"{rel} is nested {depth} levels deep (limit {MAX_JSON_DEPTH}); not parsed",
-            {"depth": depth, "limit": MAX_JSON_DEPTH}, location=rel)]
+            {"depth": depth, "limit": MAX_JSON_DEPTH}, file=rel)]
     try:
         obj = json.loads(text, parse_float=Num, parse_constant=_no_constant)
     except RecursionError:
-        return None, [R.JSON_INVALID.finding(f"{rel} is nested too deeply to parse", {}, location=rel)]
+        return None, [R.JSON_INVALID.finding(f"{rel} is nested too deeply to parse", {}, file=rel)]
     except ValueError as e:
         return None, [R.JSON_INVALID.finding(f"{rel} is not valid JSON: {' '.join(str(e).split())}",
-                                             {}, location=rel)]
+                                             {}, file=rel)]
     if not isinstance(obj, dict):
         return None, [R.JSON_INVALID.finding(f"{rel} holds a {type(obj).__name__}, not an object",
-                                             {}, location=rel)]
+                                             {}, file=rel)]
     d = _depth(obj)
     if d > MAX_JSON_DEPTH:
-        return None, [R.JSON_INVALID.finding(f"{rel} is nested {d} levels deep", {"depth": d}, location=rel)]
+        return None, [R.JSON_INVALID.finding(f"{rel} is nested {d} levels deep", {"depth": d}, file=rel)]
     return obj, []
 
 
@@ -306,28 +306,28 @@ def check_schema(obj: dict, rel: str = "submission.json") -> list[Finding]:
         if key not in obj:
             if required:
                 out.append(R.JSON_SCHEMA.finding(f"{rel}: required field `{key}` is missing",
-                                                 {"field": key}, location=rel))
+                                                 {"field": key}, file=rel))
             continue
         v = obj[key]
         if isinstance(v, bool) or not isinstance(v, types):
             want = "/".join(t.__name__ for t in types)
             out.append(R.JSON_SCHEMA.finding(
                 f"{rel}: `{key}` should be {want}, got {type(v).__name__} {str(v)[:60]!r}",
-                {"field": key, "type": type(v).__name__}, location=rel))
+                {"field": key, "type": type(v).__name__}, file=rel))
         elif key == "val_bpb" and not (0 < float(v) < 20):
             out.append(R.JSON_SCHEMA.finding(f"{rel}: `val_bpb` {v} is not a plausible BPB",
-                                             {"field": key, "value": float(v)}, location=rel))
+                                             {"field": key, "value": float(v)}, file=rel))
     sr = obj.get("seed_results")
     if isinstance(sr, dict):
         for seed, row in sr.items():
             if not isinstance(row, dict):
                 out.append(R.JSON_SCHEMA.finding(f"{rel}: seed_results[{seed!r}] is not an object",
-                                                 {"seed": seed}, location=rel))
+                                                 {"seed": seed}, file=rel))
                 continue
             for k, v in row.items():
                 if k in ("val_bpb", "step_avg_ms", "roundtrip_val_bpb", "sliding_val_bpb") and (
                         isinstance(v, bool) or not isinstance(v, _NUMBER)):
                     out.append(R.JSON_SCHEMA.finding(
                         f"{rel}: seed_results[{seed!r}].{k} should be a number, got {type(v).__name__}",
-                        {"seed": seed, "field": k}, location=rel))
+                        {"seed": seed, "field": k}, file=rel))
     return out
