@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 MAX_SOURCE_BYTES = 8_000_000  # larger files are not parsed (the artifact cap is 16 MB anyway)
+MAX_SOURCE_LINES = 50_000  # parsing cost grows with lines: a 1 M-line file is refused, not parsed
 MAX_UNPACKED_BYTES = 8_000_000
 MAX_WRAPPER_DEPTH = 3
 
@@ -151,6 +152,8 @@ def analyse_source(src: bytes | str, ca: CodeAnalysis | None = None) -> CodeAnal
     if ca is None:
         data = src if isinstance(src, bytes) else src.encode()
         ca = CodeAnalysis(path=Path("<source>"), size=len(data))
+    if _too_big(src, ca):
+        return ca
     tree = _parse(src, ca)
     for _ in range(MAX_WRAPPER_DEPTH):
         if tree is None:
@@ -158,12 +161,23 @@ def analyse_source(src: bytes | str, ca: CodeAnalysis | None = None) -> CodeAnal
         inner = _unwrap(tree, ca)
         if inner is None:
             break
+        if _too_big(inner, ca, " (unpacked code)"):
+            return ca
         tree = _parse(inner, ca, layer=True)
     if tree is None:
         return ca
     ca.parsed = True
     _Visitor(ca).run(tree)
     return ca
+
+
+def _too_big(src: bytes | str, ca: CodeAnalysis, where: str = "") -> bool:
+    lines = src.count(b"\n" if isinstance(src, bytes) else "\n")
+    if len(src) > MAX_SOURCE_BYTES or lines > MAX_SOURCE_LINES:
+        ca.not_analysed = (f"{len(src):,} bytes / {lines:,} lines{where} is over the analysis caps "
+                           f"({MAX_SOURCE_BYTES:,} bytes, {MAX_SOURCE_LINES:,} lines)")
+        return True
+    return False
 
 
 def _parse(src: bytes | str, ca: CodeAnalysis, layer: bool = False) -> ast.AST | None:

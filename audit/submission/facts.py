@@ -154,9 +154,14 @@ def claimed_per_seed(sub: dict | None) -> dict[int, float]:
     if isinstance(sr, dict):
         for k, row in sr.items():
             v = row.get("val_bpb") if isinstance(row, dict) else None
-            if str(k).isdigit() and len(str(k)) <= 18 and isinstance(v, (int, float)) and not isinstance(v, bool):
+            if str(k).isascii() and str(k).isdigit() and len(str(k)) <= 18 and _plausible(v):
                 out[int(k)] = v
     return out
+
+
+def _plausible(v) -> bool:
+    """A number that can be a BPB (a 401-digit integer cannot, and would overflow a float)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and (isinstance(v, float) or abs(v) < 10**6)
 
 
 def _scores(runs: list[SeedLog], sub: dict | None) -> list[SeedScore]:
@@ -165,7 +170,7 @@ def _scores(runs: list[SeedLog], sub: dict | None) -> list[SeedScore]:
     run first, then the first by name."""
     claimed = claimed_per_seed(sub)
     top = sub.get("val_bpb") if isinstance(sub, dict) else None
-    top = top if isinstance(top, (int, float)) and not isinstance(top, bool) else None
+    top = top if _plausible(top) else None
     by_seed: dict[int | None, list[SeedLog]] = {}
     for r in runs:
         by_seed.setdefault(r.seed, []).append(r)

@@ -241,7 +241,8 @@ class LineRule:
 
 
 def _int(text: str) -> int | None:
-    return int(text) if text.isdigit() and len(text) <= _INT_MAX_DIGITS else None
+    # ASCII digits only: "²".isdigit() is True but int("²") fails
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= _INT_MAX_DIGITS else None
 
 
 def _h_step(log: SeedLog, m: re.Match, no: int, st: _State) -> None:

@@ -314,7 +314,8 @@ def check_schema(obj: dict, rel: str = "submission.json") -> list[Finding]:
             out.append(R.JSON_SCHEMA.finding(
                 f"{rel}: `{key}` should be {want}, got {type(v).__name__} {str(v)[:60]!r}",
                 {"field": key, "type": type(v).__name__}, file=rel))
-        elif key == "val_bpb" and not (0 < float(v) < 20):
+        elif key == "val_bpb" and not (isinstance(v, float) or abs(v) < 10**6) or key == "val_bpb" and not (
+                0 < float(v) < 20):
             out.append(R.JSON_SCHEMA.finding(f"{rel}: `val_bpb` {v} is not a plausible BPB",
                                              {"field": key, "value": float(v)}, file=rel))
     sr = obj.get("seed_results")

@@ -138,7 +138,7 @@ def _per_seed(facts, s: "SeedScore") -> list[Finding]:
     for key, have, line in (("steps", tr.steps, tr.stop_line), ("bytes_total", tr.total_bytes, tr.total_line),
                             ("artifact_bytes", tr.total_bytes, tr.total_line)):
         v = row.get(key)
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or have is None or abs(have - v) < 0.5:
+        if not _count(v) or have is None or abs(have - v) < 0.5:
             continue
         sev = Severity.WARNING if abs(have - v) <= FEW_BYTES and key != "steps" else None
         out.append(SEED_MISMATCH.finding(
@@ -158,9 +158,11 @@ def _seed_row(sub, seed):
 def _claimed_mean(facts):
     if not isinstance(facts.sub, dict):
         return None, None
+    from audit.submission.facts import _plausible
+
     for key in ("val_bpb", "mean_val_bpb"):
         v = facts.sub.get(key)
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
+        if _plausible(v):
             return key, v
     return None, None
 
@@ -227,7 +229,7 @@ def _std(facts) -> list[Finding]:
     out = []
     for key in ("val_bpb_std", "std_val_bpb"):
         v = facts.sub.get(key)
-        if not isinstance(v, (int, float)) or isinstance(v, bool):
+        if not isinstance(v, float) or not v == v:
             continue
         s1, s0 = S.std(vals), S.std(vals, ddof=0)
         near = min(abs(s1 - v), abs(s0 - v))
@@ -288,5 +290,11 @@ def _outliers(facts) -> list[Finding]:
     return out
 
 
+def _count(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < 10**15
+
+
 def _txt(v) -> str:
-    return v.text if isinstance(v, Num) else f"{v:g}"
+    if isinstance(v, Num):
+        return v.text
+    return f"{v:g}" if isinstance(v, float) or abs(v) < 10**15 else str(v)[:20] + "…"
