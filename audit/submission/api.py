@@ -15,7 +15,8 @@ from audit.errors import InputError
 from audit.progress import progress
 from audit.report import Report, Table
 from audit.submission import claims as C
-from audit.submission.checks import all_checks
+from audit.submission.checks import Outcome, all_checks
+from audit.submission.checks import significance as SIG
 from audit.submission.facts import RecordFacts, build, claimed_per_seed
 from audit.submission.logs import parse_log
 from audit.submission.record import scan
@@ -24,13 +25,20 @@ NOT_A_RECORD_VERDICT = "not a record folder"
 
 
 def audit_submission(record_dir, *, sota=None, allow_missing_code: bool = False) -> Report:
-    facts = build(Path(record_dir), allow_missing_code=allow_missing_code)
-    facts.extra["sota"] = sota_values(sota) if sota is not None else (None, None)
+    facts = build(Path(record_dir), allow_missing_code=allow_missing_code,
+                  sota=sota_values(sota) if sota is not None else (None, None))
     rep = Report("submission", str(record_dir))
+    summary, tables = {}, []
     for mod in all_checks():
-        rep.extend(mod.check(facts))
-    _summary(facts, rep)
-    _tables(facts, rep)
+        out = mod.check(facts)
+        if isinstance(out, Outcome):
+            rep.extend(out.findings)
+            summary.update(out.summary)
+            tables.extend(out.tables)
+        else:
+            rep.extend(out)
+    _summary(facts, rep, summary)
+    _tables(facts, rep, tables)
     rep.verdict = _verdict(facts, rep)
     return rep
 
@@ -112,7 +120,7 @@ def sota_values(sota) -> tuple[list[float] | float | None, str | None]:
     return vals, f"{p} ({len(vals)} seeds)"
 
 
-def _summary(facts: RecordFacts, rep: Report) -> None:
+def _summary(facts: RecordFacts, rep: Report, computed: dict) -> None:
     if facts.not_a_record:
         return
     vals = facts.score_values
@@ -126,9 +134,7 @@ def _summary(facts: RecordFacts, rep: Report) -> None:
             rep.summary["std val_bpb (logs, ddof=1)"] = round(S.std(vals), 8)
     if facts.code is not None and facts.code.analysis.unpacked:
         rep.summary["code wrapper"] = " / ".join(facts.code.analysis.unpacked) + " (unpacked statically)"
-    for k, v in facts.extra.items():
-        if k not in ("sota", "sig", "sig_tested", "tables") and not isinstance(v, (list, dict)):
-            rep.summary[k] = v
+    rep.summary.update(computed)
 
 
 def _verdict(facts: RecordFacts, rep: Report) -> str:
@@ -136,13 +142,13 @@ def _verdict(facts: RecordFacts, rep: Report) -> str:
         return NOT_A_RECORD_VERDICT
     if rep.errors:
         return "invalid"
-    sig = facts.extra.get("sig")
-    if not facts.record_track or (facts.extra.get("sig_tested") and (sig is None or not sig.significant)):
+    values, _, sig = SIG.result(facts)
+    if not facts.record_track or (values is not None and (sig is None or not sig.significant)):
         return "non-record"
     return "record"
 
 
-def _tables(facts: RecordFacts, rep: Report) -> None:
+def _tables(facts: RecordFacts, rep: Report, computed: list) -> None:
     rows, rows2 = [], []
     for s in facts.scores:
         lg, m = s.run, s.metric
@@ -175,7 +181,7 @@ def _tables(facts: RecordFacts, rep: Report) -> None:
         if frows:
             rep.tables.append(Table("Techniques: code default, README command, logs",
                                     ["technique", "code default", "command", "logs", "effective"], frows))
-    rep.tables.extend(facts.extra.get("tables", []))
+    rep.tables.extend(computed)
 
 
 def _r(v, nd):

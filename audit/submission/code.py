@@ -398,11 +398,16 @@ def _static_value(node: ast.AST, al: dict[str, str], layers: list[str], depth: i
 
 
 def _unwrap(tree: ast.AST, ca: CodeAnalysis) -> bytes | str | None:
-    """If the module is `exec(<decompress/decode chain over a literal>)`, return the inner code."""
-    al = _aliases(tree)
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("exec", "eval") \
-                and node.args:
+    """If the module is `exec(<decompress/decode chain over a literal>)`, return the inner code.
+    Wrappers are module-level statements: only the top level is searched (not a 150 KB tree)."""
+    calls = [st.value for st in getattr(tree, "body", []) if isinstance(st, ast.Expr) and isinstance(st.value, ast.Call)
+             and isinstance(st.value.func, ast.Name) and st.value.func.id in ("exec", "eval") and st.value.args]
+    if not calls:
+        return None
+    al = _aliases(ast.Module(body=[st for st in tree.body if isinstance(st, (ast.Import, ast.ImportFrom))],
+                             type_ignores=[]))
+    for node in calls:
+        if True:
             layers: list[str] = []
             try:
                 out = _static_value(node.args[0], al, layers)

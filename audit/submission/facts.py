@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import lzma
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from audit.errors import InputError
@@ -67,7 +67,7 @@ class RecordFacts:
     not_a_record: bool
     allow_missing_code: bool = False
     unreadable: tuple[tuple[str, str], ...] = ()  # (log, why)
-    extra: dict = field(default_factory=dict)
+    sota: tuple = (None, None)  # (values or value, label) of --sota
 
     def rel(self, p: Path) -> str:
         return self.folder.rel(p)
@@ -81,7 +81,7 @@ class RecordFacts:
         return [s.metric.val_bpb for s in self.scores]
 
 
-def build(record_dir: Path, *, allow_missing_code: bool = False) -> RecordFacts:
+def build(record_dir: Path, *, allow_missing_code: bool = False, sota: tuple = (None, None)) -> RecordFacts:
     root = Path(record_dir)
     if not root.exists():
         raise InputError(root, "no such record folder")
@@ -103,7 +103,7 @@ def build(record_dir: Path, *, allow_missing_code: bool = False) -> RecordFacts:
         code=_code_facts(rec), logs=tuple(logs), runs=tuple(runs), copies=tuple(copies),
         scores=tuple(_scores(runs, sub)), claims=claims,
         record_track=_record_track(root, sub), not_a_record=is_not_a_record(rec),
-        allow_missing_code=allow_missing_code, unreadable=tuple(unreadable))
+        allow_missing_code=allow_missing_code, unreadable=tuple(unreadable), sota=sota)
 
 
 def _record_track(root: Path, sub: dict | None) -> bool:

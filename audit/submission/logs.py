@@ -249,14 +249,14 @@ def _h_step(log: SeedLog, m: re.Match, no: int, st: _State) -> None:
     log.training_seen = True
     st.last_step_no, st.last_step_text = no, m.group(0)
     rest = m.group(3)
-    step = _int(m.group(1))
-    v = RE_VAL_BPB.search(rest)
-    if v and step is not None and len(log.val_curve) < MAX_CURVE:
-        log.val_curve.append((step, float(v.group(1))))
-    tl = RE_TRAIN_LOSS.search(rest)
-    t = _train_ms(rest)
-    if tl and t is not None and len(log.train_curve) < MAX_CURVE:
-        log.train_curve.append((t / 1000.0, float(tl.group(1))))
+    if "val_bpb" in rest and len(log.val_curve) < MAX_CURVE:
+        v, step = RE_VAL_BPB.search(rest), _int(m.group(1))
+        if v and step is not None:
+            log.val_curve.append((step, float(v.group(1))))
+    elif "train_loss" in rest and len(log.train_curve) < MAX_CURVE:
+        tl, t = RE_TRAIN_LOSS.search(rest), _train_ms(rest)
+        if tl and t is not None:
+            log.train_curve.append((t / 1000.0, float(tl.group(1))))
 
 
 def _h_stop(log: SeedLog, m: re.Match, no: int, st: _State) -> None:
@@ -472,29 +472,20 @@ def parse_log(path: str | Path, *, name: str | None = None, max_line: int = MAX_
     if m:
         log.file_seed = int(m.group(1) or m.group(2))
         log.seed, log.seed_source = log.file_seed, f"file name {path.name}"
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
         head = f.read(_SNIFF)
         if _looks_binary(head):
             log.binary = True
             return log
         f.seek(0)
-        _parse_stream(log, _hashing(f, digest), max_line)
+        _parse_stream(log, f, max_line)
         log.bytes_read = log.size = f.tell()
+        f.seek(0)
+        digest = hashlib.sha256()  # copies of one run are found by hash
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
     log.sha256 = digest.hexdigest()
     return log
-
-
-class _hashing:
-    """A binary file wrapper that hashes what is read through it (copies are found by hash)."""
-
-    def __init__(self, f, digest):
-        self.f, self.digest = f, digest
-
-    def readline(self, n: int) -> bytes:
-        b = self.f.readline(n)
-        self.digest.update(b)
-        return b
 
 
 def _parse_stream(log: SeedLog, f, max_line: int) -> None:
@@ -509,7 +500,12 @@ def _parse_stream(log: SeedLog, f, max_line: int) -> None:
         s = TIMESTAMP.sub("", line, count=1).strip() if line[:1].isdigit() or line[:1] == "[" else line.strip()
         if not s or "\x00" in s:
             continue
-        sep = bool(SEPARATOR.match(s))
+        if not echo and s.startswith("step:") and len(s) <= MAX_REGEX_LINE:  # most lines of a big log
+            m = RE_STEP.match(s)
+            if m:
+                _h_step(log, m, no, st)
+                continue
+        sep = s[0] == "=" and bool(SEPARATOR.match(s))
         if echo == 1 and sep:
             continue
         if echo:

@@ -5,6 +5,19 @@ reads only the frozen `RecordFacts`. `CHECK_MODULES` is the order `audit_submiss
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from audit.rules import Finding
+
+
+@dataclass
+class Outcome:
+    """What one check returns: its findings, and the headline figures / tables it computed."""
+
+    findings: list[Finding]
+    summary: dict[str, Any] = field(default_factory=dict)
+    tables: list = field(default_factory=list)
 
 CHECK_MODULES = ("files", "seeds", "sizes", "times", "denominator", "claims", "legality", "tokenizer",
                  "significance")

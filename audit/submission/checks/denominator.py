@@ -14,6 +14,7 @@ import math
 from typing import TYPE_CHECKING
 
 from audit.rules import Finding, Severity, rule
+from audit.submission.checks import Outcome
 
 if TYPE_CHECKING:
     from audit.submission.facts import RecordFacts
@@ -45,9 +46,9 @@ def implied_bytes(tokens: int, val_loss: float, val_bpb: float) -> float | None:
     return tokens * val_loss / (val_bpb * math.log(2))
 
 
-def check(facts: "RecordFacts") -> list[Finding]:
+def check(facts: "RecordFacts") -> Outcome:
     if facts.not_a_record:
-        return []
+        return Outcome([])
     out: list[Finding] = []
     ratios = []
     scored = {id(s.run): s for s in facts.scores}
@@ -76,11 +77,12 @@ def check(facts: "RecordFacts") -> list[Finding]:
             continue
         out.append(_off(facts, lg, best[0], ref, ratio, s))
     if ratios:
-        facts.extra["byte denominator (logs)"] = (f"{min(ratios) * VAL_BYTES:,.0f}–{max(ratios) * VAL_BYTES:,.0f} "
-                                                  f"bytes implied ({(max(ratios, key=lambda r: abs(r - 1)) - 1) * 100:+.4f} %)")
+        worst = max(ratios, key=lambda r: abs(r - 1))
+        text = (f"{min(ratios) * VAL_BYTES:,.0f}–{max(ratios) * VAL_BYTES:,.0f} bytes implied "
+                f"({(worst - 1) * 100:+.4f} % at most)")
     else:
-        facts.extra["byte denominator (logs)"] = "not checkable: no log prints a val token count"
-    return out
+        text = "not checkable: no log prints a val token count"
+    return Outcome(out, {"byte denominator (logs)": text})
 
 
 def _off(facts, lg, metric, ref, ratio, s) -> Finding:

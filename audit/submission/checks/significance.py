@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from audit.rules import Finding, rule
+from audit.rules import rule
+from audit.submission.checks import Outcome
 from audit.submission import stats as S
 
 if TYPE_CHECKING:
@@ -30,21 +31,27 @@ SIGNIFICANCE_UNTESTED = rule(
     fix="Run with --sota.", family=F)
 
 
-def check(facts: "RecordFacts") -> list[Finding]:
-    if facts.not_a_record:
-        return []
-    values, label = facts.extra.get("sota") or (None, None)
+def result(facts: "RecordFacts"):
+    """The test against the given SOTA: (values, label, Significance | None); values None when no SOTA."""
+    values, label = facts.sota
     vals = facts.score_values
-    facts.extra["BPB↔nats"] = S.CONVERSION
+    if values is None or len(vals) < 2:
+        return values, label, None
+    return values, label, S.significance(vals, values)
+
+
+def check(facts: "RecordFacts") -> Outcome:
+    if facts.not_a_record:
+        return Outcome([])
+    values, label, sig = result(facts)
+    vals = facts.score_values
+    summary = {"BPB↔nats": S.CONVERSION}
     if values is None:
-        return [SIGNIFICANCE_UNTESTED.finding("no --sota given: the improvement was not tested", {})]
-    facts.extra["sig_tested"] = True
-    if len(vals) < 2:
-        return [NOT_SIGNIFICANT.finding(
+        return Outcome([SIGNIFICANCE_UNTESTED.finding("no --sota given: the improvement was not tested", {})], summary)
+    if sig is None:
+        return Outcome([NOT_SIGNIFICANT.finding(
             f"{len(vals)} per-seed value(s): a t-test against SOTA {label} needs at least 2 seeds",
-            {"seeds": len(vals), "sota": label})]
-    sig = S.significance(vals, values)
-    facts.extra["sig"] = sig
+            {"seeds": len(vals), "sota": label})], summary)
     ev = sig.as_dict() | {"sota": label, "conversion": S.CONVERSION, "values": vals}
     bpt = [s.metric.val_loss / (s.metric.val_bpb * S.LN2) for s in facts.scores if s.metric.val_bpb > 0]
     if bpt:
@@ -53,5 +60,5 @@ def check(facts: "RecordFacts") -> list[Finding]:
     text = (f"{sig.test}: mean {sig.mean:.5f} vs SOTA {sig.sota_mean:.5f} ({label}): improvement "
             f"{sig.improvement_bpb:.5f} BPB = {sig.improvement_nats:.5f} nats/byte, margin 0.005 nats; "
             f"t={sig.t:.3g}, df={sig.df:.3g}, p={sig.p:.3g}")
-    facts.extra["significance"] = f"p={sig.p:.3g} ({'significant' if sig.significant else 'not significant'})"
-    return [(SIGNIFICANCE if sig.significant else NOT_SIGNIFICANT).finding(text, ev)]
+    summary["significance"] = f"p={sig.p:.3g} ({'significant' if sig.significant else 'not significant'})"
+    return Outcome([(SIGNIFICANCE if sig.significant else NOT_SIGNIFICANT).finding(text, ev)], summary)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from audit.rules import Finding, Severity, rule
+from audit.submission.checks import Outcome
 
 if TYPE_CHECKING:
     from audit.submission.facts import RecordFacts
@@ -45,9 +46,9 @@ CODE_COMPRESSED = rule(
     fix="Nothing to fix.", family=F)
 
 
-def check(facts: "RecordFacts") -> list[Finding]:
+def check(facts: "RecordFacts") -> Outcome:
     if facts.not_a_record:
-        return []
+        return Outcome([])
     out: list[Finding] = []
     runs = _size_runs(facts)
     totals = []
@@ -62,9 +63,7 @@ def check(facts: "RecordFacts") -> list[Finding]:
                     {"total": total, "cap": CAP_BYTES, "code": lg.code_compressed or lg.code_bytes,
                      "model": lg.model_bytes}, file=lg.name, line=lg.total_line))
     out += _code(facts, runs)
-    if totals:
-        facts.extra["artifact bytes (max)"] = max(totals)
-    return out
+    return Outcome(out, {"artifact bytes (max)": max(totals)} if totals else {})
 
 
 def _size_runs(facts):

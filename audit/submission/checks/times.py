@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from audit.rules import Finding, Severity, rule
+from audit.submission.checks import Outcome
 from audit.timing import EVAL_CAP_S, TOLERANCE_S, TRAIN_CAP_S, Phase, Timed, budget
 
 if TYPE_CHECKING:
@@ -42,9 +43,9 @@ NON_RECORD_TRACK = rule(
     fix="Nothing to fix.", family=F)
 
 
-def check(facts: "RecordFacts") -> list[Finding]:
+def check(facts: "RecordFacts") -> Outcome:
     if facts.not_a_record:
-        return []
+        return Outcome([])
     out: list[Finding] = []
     if not facts.record_track:
         track = facts.sub.get("track") if isinstance(facts.sub, dict) else None
@@ -61,13 +62,14 @@ def check(facts: "RecordFacts") -> list[Finding]:
             exports.append(b.export_s)
         out += _eval(s.run, sev_cap)
         evals.append(_eval_s(s.run)[0])
+    summary = {}
     if trains:
-        facts.extra["train + artifact work (max)"] = f"{max(trains):.1f} s"
+        summary["train + artifact work (max)"] = f"{max(trains):.1f} s"
     if any(exports):
-        facts.extra["export, not counted (max)"] = f"{max(exports):.1f} s"
+        summary["export, not counted (max)"] = f"{max(exports):.1f} s"
     if any(evals):
-        facts.extra["scored eval per seed"] = f"{min(evals):.1f}–{max(evals):.1f} s"
-    return out
+        summary["scored eval per seed"] = f"{min(evals):.1f}–{max(evals):.1f} s"
+    return Outcome(out, summary)
 
 
 def _budget(lg):

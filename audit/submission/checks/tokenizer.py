@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from audit.rules import Finding
+from audit.submission.checks import Outcome
 from audit.submission import tokcheck
 from audit.submission.checks.denominator import TOLERANCE, VAL_BYTES, implied_bytes
 from audit.submission.tokcheck import TOKENIZER_FAILED, TOKENIZER_UNVERIFIED  # noqa: F401 - declared there
@@ -31,11 +31,9 @@ def denominator_ok(facts: "RecordFacts") -> bool | None:
     return True if seen else None
 
 
-def check(facts: "RecordFacts") -> list[Finding]:
+def check(facts: "RecordFacts") -> Outcome:
     if facts.not_a_record:
-        return []
+        return Outcome([])
     summary: dict = {}
     findings, tables = tokcheck.check(facts.folder, list(facts.runs), summary, denominator_ok(facts))
-    facts.extra.update(summary)
-    facts.extra.setdefault("tables", []).extend(tables)
-    return findings
+    return Outcome(findings, summary, tables)
