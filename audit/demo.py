@@ -56,15 +56,20 @@ def steps() -> list[Step]:
     fx = ensure_built()
     fixed = REPORTS / "fixed"
     out: list[Step] = [
-        Step("canonical fixture meta, full val, --strict", _tok(
-            fx.meta, tokenizer=fx.model, val=fx.val_glob, source="sp1024", data_root=fx.data_root,
-            strict=True), True),
+        # the challenge's data/ layout, nothing but --data-root: tokenizer, val, BOS and the
+        # sp1024 source all come from data/manifest.json
+        Step("official data/ layout: candidate meta, --data-root only, three-way, --strict", _tok(
+            fx.candidate["meta"], data_root=fx.data_root, strict=True), True),
+        Step("official data/ layout: sp1024 meta, --data-root only, --strict", _tok(
+            fx.sp_meta, data_root=fx.data_root, strict=True), True),
     ]
     for name, path in fx.broken.items():
         out.append(Step(f"broken meta: {name}", _tok(path, tokenizer=fx.model, val=fx.val_glob,
                                                         strict=True), False))
         out.append(Step(f"broken meta: {name} → --fix, re-audited",
                         _fixed(path, fx, fixed / f"{name}.fixed.meta.npz"), True))
+    lonely = next(iter(fx.broken.values()))
+    out.append(Step(f"meta with no tokenizer to find ({lonely.name}), --strict", _tok(lonely, strict=True), False))
     for name, bundle in sorted(fx.tokenmonster.items()):
         if isinstance(bundle, dict) and "meta" in bundle:
             out.append(Step(f"TokenMonster bundle: {name}", _tok(
@@ -79,6 +84,8 @@ def steps() -> list[Step]:
             Step("real: scylla-998 (PR #1143 meta), --strict",
                  _tok(t / "scylla-998" / "candidate.meta.npz",
                       tokenizer=t / "scylla-998" / "candidate.vocab", strict=True), False),
+            Step("real: scylla-998 meta alone (vocab found via its manifest), --strict",
+                 _tok(t / "scylla-998" / "candidate.meta.npz", strict=True), False),
             Step("real: scylla-1254 (PR #1314 meta), --strict",
                  _tok(t / "scylla-1254" / "scylla.meta.npz",
                       tokenizer=t / "scylla-1254" / "scylla.yaml", strict=True), True),

@@ -21,7 +21,13 @@ and the straightforward approach, once each, on all documents:
 
 Prints wall seconds, peak RSS, the speed-ups measured in this run, and one JSON line of figures.
 
-    .venv/bin/python benchmarks/bench_tokenizer_audit.py [--docs 50000] [--tokens 62100000] [--repeat 3]
+`--shape multilingual` builds text unlike English web pages instead: many scripts (Cyrillic,
+Greek, Arabic, Hebrew, Devanagari, Thai, CJK, Hangul, emoji, accented Latin) that sp1024 spells
+with byte pieces, ~1.3 bytes per token (more than half the tokens are byte pieces),
+and long documents (default 5,000 documents of ~12,000 tokens): the byte-fallback UTF-8 check
+and the gather dominate there.
+
+    .venv/bin/python benchmarks/bench_tokenizer_audit.py [--shape english|multilingual] [--docs N] [--tokens N] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -47,18 +53,33 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def build(n_docs: int, n_tokens: int, seed: int = 0) -> dict:
+# Characters of many scripts; sp1024 (trained on English web text) has merged pieces for almost
+# none of them, so they are spelled as byte pieces.
+SCRIPTS = ("абвгдежзийклмнопрстуфхцчшщыэюяЖЩЯ" "αβγδεζηθικλμνξπρστφχψωΩΣ" "ابتثجحخدذرزسشصضطظعغفقكلمنهوي"
+           "אבגדהוזחטיכלמנסעפצקרשת" "अआइईउकखगघचछजझटडणतथदधनपफबभमयरलवशसह" "กขคงจฉชซญดตถทนบปผพฟมยรลวศสหอ"
+           "中文日本語漢字東京大学北京上海人民共和国的是不了在有我他这个们来到时" "한국어가나다라마바사아자차카타파하"
+           "😀🙂🚀🌍🎉🔥💡📚" "ØÆÅøæåÉéÍíÓóÚúÞþÐðİıŞşĞğ")
+
+
+def build(n_docs: int, n_tokens: int, seed: int = 0, shape: str = "english") -> dict:
     from audit.formats.shards import write_shard
     from audit.tokenizers.sentencepiece_model import SentencePieceTokenizer
 
     OUT.mkdir(parents=True, exist_ok=True)
-    tag = f"{n_docs}_{n_tokens}_{seed}_v2"
+    tag = f"{n_docs}_{n_tokens}_{seed}_v2" + ("" if shape == "english" else f"_{shape}3")
     cand = OUT / f"cand_{tag}" / "fineweb_val_000000.bin"
     src = OUT / f"src_{tag}" / "fineweb_val_000000.bin"
     meta = OUT / f"sp1024_{tag}.meta.npz"
     if not (cand.exists() and src.exists() and meta.exists()):
         tok = SentencePieceTokenizer.load(MODEL)
         rng = np.random.default_rng(seed)
+        if shape == "multilingual":
+            full = multilingual_stream(tok, n_docs, n_tokens, rng)
+            for path, toks in ((src, full), (cand, respell(tok, full, rng))):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_shard(path, toks)
+            tok.canonical_meta().save(meta)
+            return {"cand": str(cand), "src": str(src), "meta": str(meta)}
         # a lone `▁` at a document start makes decode drop the next piece's space too (a real
         # decoder effect the audit reports); leave it out so the synthetic set is exact
         pieces = np.array([i for i in range(260, tok.vocab_size) if tok.pieces[i] != "\u2581"])
@@ -81,6 +102,34 @@ def build(n_docs: int, n_tokens: int, seed: int = 0) -> dict:
         if not meta.exists():
             tok.canonical_meta().save(meta)
     return {"cand": str(cand), "src": str(src), "meta": str(meta)}
+
+
+def multilingual_stream(tok, n_docs: int, n_tokens: int, rng, piece_share: float = 0.45) -> np.ndarray:
+    """BOS-delimited documents of units: a merged piece (share `piece_share` of the units, Zipf
+    over the pieces) or one character of SCRIPTS spelled as its UTF-8 byte pieces. Documents
+    start on unit boundaries, so every byte run is valid UTF-8 and the set is exact."""
+    pieces = np.array([i for i in range(260, tok.vocab_size) if tok.pieces[i] != "\u2581"])
+    p = 1.0 / np.arange(1, pieces.size + 1) ** 0.9
+    chars = [c.encode() for c in SCRIPTS]
+    clen = np.array([len(c) for c in chars], np.int64)
+    cflat = np.frombuffer(b"".join(chars), np.uint8).astype(np.uint16) + 4  # byte b is id b + 4
+    coff = np.concatenate([[0], np.cumsum(clen)[:-1]])
+    body = n_tokens - n_docs
+    mean_len = piece_share + (1 - piece_share) * clen.mean()
+    n_units = int(body / mean_len) + 1
+    is_piece = rng.random(n_units) < piece_share
+    which = np.where(is_piece, rng.choice(pieces, size=n_units, p=p / p.sum()),
+                     rng.integers(0, len(chars), n_units))
+    ulen = np.where(is_piece, 1, clen[np.where(is_piece, 0, which)])
+    ustart = np.cumsum(ulen) - ulen
+    n_units = int(np.searchsorted(ustart, body, side="right"))  # whole units up to ~body tokens
+    is_piece, which, ulen, ustart = is_piece[:n_units], which[:n_units], ulen[:n_units], ustart[:n_units]
+    unit = np.repeat(np.arange(n_units), ulen)
+    within = np.arange(len(unit)) - ustart[unit]
+    stream = np.where(is_piece[unit], which[unit],
+                      cflat[coff[np.where(is_piece, 0, which)][unit] + within]).astype(np.uint16)
+    cuts = np.sort(rng.choice(np.arange(1, n_units), size=n_docs - 1, replace=False))
+    return np.insert(stream, np.concatenate([[0], ustart[cuts]]), 1)
 
 
 def respell(tok, full: np.ndarray, rng, every: int = 20) -> np.ndarray:
@@ -181,14 +230,17 @@ def child(mode: str, files: dict, extra: list[str] = ()) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--docs", type=int, default=50_000)
+    ap.add_argument("--shape", choices=("english", "multilingual"), default="english")
+    ap.add_argument("--docs", type=int, help="documents (default 50,000; multilingual 5,000)")
     ap.add_argument("--tokens", type=int, default=62_100_000)
     ap.add_argument("--repeat", type=int, default=3, help="fresh-process runs of each audit mode (median reported)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--files", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.docs is None:
+        a.docs = 5_000 if a.shape == "multilingual" else 50_000
     if a.child == "build":
-        print(json.dumps(build(a.docs, a.tokens)))
+        print(json.dumps(build(a.docs, a.tokens, shape=a.shape)))
         return
     if a.child:
         files = json.loads(a.files)
@@ -198,7 +250,7 @@ def main() -> None:
         sys.exit(f"needs {MODEL} (the ../shared fixtures)")
     t0 = time.perf_counter()
     # built in a child so this process stays small (ru_maxrss survives fork+exec on Linux)
-    files = child("build", {}, ["--docs", str(a.docs), "--tokens", str(a.tokens)])
+    files = child("build", {}, ["--docs", str(a.docs), "--tokens", str(a.tokens), "--shape", a.shape])
     print(f"synthetic set ready in {time.perf_counter() - t0:.1f} s: {files['cand']}")
     runs: dict[str, list[dict]] = {m: [] for m in ("meta", "decoded", "source")}
     for _ in range(a.repeat):  # interleaved, so a slow spell of the machine hits every mode
@@ -221,7 +273,8 @@ def main() -> None:
           f"vs the straightforward approach {nv['wall_s']} s: {sp_src:.1f}× faster")
     print(f"decoded audit: {results['decoded']['wall_s']} s vs split + DecodeIds per document "
           f"{results['naive-decoded']['wall_s']} s: {sp_dec:.1f}× faster")
-    print(json.dumps({"bench": "tokenizer_audit", "cpus": os.cpu_count(), "docs": a.docs,
+    print(json.dumps({"bench": "tokenizer_audit" + ("" if a.shape == "english" else f"_{a.shape}"),
+                      "shape": a.shape, "cpus": os.cpu_count(), "docs": a.docs,
                       "source_tokens": a.tokens, "candidate_tokens": src["tokens"], "repeat": a.repeat,
                       **{f"{m}_wall_s": results[m]["wall_s"] for m in ("meta", "decoded", "source")},
                       **{f"{m}_peak_rss_mb": results[m]["peak_rss_mb"] for m in ("meta", "decoded", "source")},

@@ -264,15 +264,17 @@ def test_fixture_data_root_and_reconciliation():
     from fixtures.build import ensure_built
 
     fx = ensure_built()
-    (rep,) = audit_tokenizer(fx.meta, data_root=fx.data_root, source="sp1024")
+    (rep,) = audit_tokenizer(fx.sp_meta, data_root=fx.data_root, source="sp1024")
     assert rep.passed and rep.summary["exact"] and rep.summary["documents"] == fx.n_val_docs
-    (rep,) = audit_tokenizer(fx.meta, data_root=fx.data_root, source="docs")
+    (rep,) = audit_tokenizer(fx.sp_meta, data_root=fx.data_root, source="docs")
     (f,) = ids_of(rep, "TOK021")
     assert f.evidence["raw_bytes"] == sum(len(t.encode()) for t in fx.texts_val)
     assert f.evidence["reference_bytes"] == rep.summary["decoded bytes"]
     assert ids_of(rep, "TOK014")  # raw text ≠ normalised text: bad docs, explained by TOK021
-    (rep,) = audit_tokenizer(fx.meta, data_root=fx.data_root)
-    assert not ids_of(rep, "TOK021")
+    # no --source: the data root's sp1024 stream is the default, and the report says so
+    (rep,) = audit_tokenizer(fx.sp_meta, data_root=fx.data_root)
+    assert rep.summary["exact"] and rep.summary["source"].startswith("sp1024 reference stream")
+    assert "the default of a data root" in rep.summary["inputs"]
     for name, path in fx.broken.items():
         (rep,) = audit_tokenizer(path, tokenizer=fx.model, val=fx.val_glob, source="sp1024",
                                  source_val=fx.val_glob, source_tokenizer=fx.model)

@@ -71,12 +71,6 @@ def _doc_spans(tokens: np.ndarray, bos_id: int | None):
     return True, starts, ends, starts + 1, ends, int(starts[0])
 
 
-def _decode(tokenizer, tokens, ds, de) -> DocBytes:
-    if hasattr(tokenizer, "decode_stream"):
-        return tokenizer.decode_stream(tokens, ds, de)
-    return DocBytes.from_list(tokenizer.decode_many(tokens, ds, de))
-
-
 def run_accounting(tokens: np.ndarray, meta: MetaTable, *, bos_id: int | None, tokenizer=None,
                    reference_meta: MetaTable | None = None, source: DocBytes | None = None,
                    source_label: str = "", sidecar: np.ndarray | None = None,
@@ -95,7 +89,7 @@ def run_accounting(tokens: np.ndarray, meta: MetaTable, *, bos_id: int | None, t
 
     if tokenizer is not None:
         t1 = time.perf_counter()
-        acc.decoded = _decode(tokenizer, tokens, ds, de)
+        acc.decoded = tokenizer.decode_stream(tokens, ds, de)
         acc.decoded_total = acc.decoded.total
         acc.meta_vs_decoded_bad = int(np.count_nonzero(acc.decoded.lengths != meta_doc)) if has_docs else None
         acc.timings["decode"] = time.perf_counter() - t1

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from audit import chunked
 from audit.accounting import Accounting, run_accounting
-from audit.accounting.compare import escape
-from audit.accounting.positions import validate
 from audit.accounting.reconcile import reconcile
 from audit.errors import InputError
 from audit.formats.meta import MetaTable, load_meta
@@ -17,46 +16,47 @@ from audit.progress import progress
 from audit.report import Report, Table
 from audit.rules import Finding, Severity
 from audit.tokenizer_audit import rules as R
-from audit.tokenizer_audit.inputs import AUTO, load_source, reconciliation_pair, resolve
+from audit.tokenizer_audit.inputs import default_source, load_source, reconciliation_pair, resolve
+from audit.tokenizer_audit.options import AuditOptions
 from audit.tokenizer_audit.static import check_against_tokenizer, check_meta_schema, id_classes
 
 TOP_IDS = 30
 
 
-def audit_tokenizer(meta_path, *, tokenizer=None, val=None, data_root=None, source=None,
-                    seq_len=None, stride=None, claimed_bpb=None, strict=False, fix_out=None,
-                    source_val=None, source_tokenizer=None, docs=None, bos_id=AUTO,
-                    max_examples: int = 20) -> list[Report]:
-    """Audit a `*.meta.npz` (see contracts.md). Returns [audit] or [audit, re-audit of the fix]."""
-    validate(seq_len, stride)
-    if claimed_bpb is not None and not claimed_bpb > 0:
-        raise InputError(None, f"--claimed-bpb must be positive, got {claimed_bpb}")
+def audit_tokenizer(meta_path, options: AuditOptions | None = None, **kwargs) -> list[Report]:
+    """Audit a `*.meta.npz`. Returns [audit] or [audit, re-audit of the fix].
+
+    `options` is what the CLI builds; keyword arguments (the fields of `AuditOptions`) build one
+    for callers that name only a few."""
+    if options is None:
+        options = AuditOptions(**kwargs)
+    elif kwargs:
+        options = replace(options, **kwargs)
     meta_path = Path(meta_path)
-    if fix_out is not None and Path(fix_out).exists():
-        raise InputError(fix_out, "refusing to overwrite an existing file; choose a new path for --fix")
     meta = load_meta(meta_path)
-    res = resolve(meta_path, len(meta), tokenizer=tokenizer, val=val, data_root=data_root, bos_id=bos_id)
-    opts = dict(source=source, seq_len=seq_len, stride=stride, claimed_bpb=claimed_bpb, strict=strict,
-                source_val=source_val, source_tokenizer=source_tokenizer, docs=docs,
-                max_examples=max_examples)
+    res = resolve(meta_path, len(meta), options)
+    source = options.source
+    if source is None and res.manifest is not None and res.tokens is not None:
+        source, note = default_source(res.manifest)
+        res.notes.append(note)
     try:
-        return _audit_and_fix(meta, meta_path, res, fix_out, opts)
+        return _audit_and_fix(meta, meta_path, res, replace(options, source=source))
     finally:
         chunked.release()  # the scratch buffers of the chunked passes
 
 
-def _audit_and_fix(meta, meta_path, res, fix_out, opts) -> list[Report]:
+def _audit_and_fix(meta, meta_path, res, opts: AuditOptions) -> list[Report]:
     cache: dict = {}  # source and reconciliation, shared by the audit and the re-audit of the fix
-    report = _audit(meta, meta_path, res, cache, **opts)
+    report = _audit(meta, meta_path, res, cache, opts)
     reports = [report]
-    if fix_out is not None:
+    if opts.fix_out is not None:
         if res.tokenizer is None:
-            raise InputError(meta_path, "--fix needs the tokenizer (--tokenizer or --data-root)")
+            raise InputError(meta_path, f"--fix needs the tokenizer: {res.missing_tokenizer}")
         fixed = canonical_fix(meta, res.tokenizer)
-        fixed.save(fix_out)  # never overwrites
-        report.add(R.FIXED.finding(f"wrote the canonical table for {res.tokenizer.name} to {fix_out}",
-                                   {"path": str(fix_out), "ids": len(fixed)}, location=str(fix_out)))
-        reports.append(_audit(load_meta(fix_out), Path(fix_out), res, cache, **opts))
+        fixed.save(opts.fix_out)  # never overwrites
+        report.add(R.FIXED.finding(f"wrote the canonical table for {res.tokenizer.name} to {opts.fix_out}",
+                                   {"path": str(opts.fix_out), "ids": len(fixed)}, location=str(opts.fix_out)))
+        reports.append(_audit(load_meta(opts.fix_out), Path(opts.fix_out), res, cache, opts))
     return reports
 
 
@@ -72,65 +72,85 @@ def canonical_fix(meta: MetaTable, tokenizer) -> MetaTable:
                      source_model_name=c.source_model_name or tokenizer.name, vocab_size=n)
 
 
-def _drift_severity(drift: int, true: int, strict: bool) -> Severity:
-    rel = abs(drift) / max(true, 1)
-    return Severity.ERROR if strict or rel >= R.RELATIVE_TOLERANCE else Severity.WARNING
+def strict_severity(strict: bool, relative: float | None = None) -> Severity | None:
+    """The one place `--strict` decides severities: under it every finding that qualifies an
+    accounting is an error. Otherwise a byte drift is an error from RELATIVE_TOLERANCE up and a
+    warning below; other findings keep their rule's severity (None)."""
+    if strict:
+        return Severity.ERROR
+    if relative is None:
+        return None
+    return Severity.ERROR if abs(relative) >= R.RELATIVE_TOLERANCE else Severity.WARNING
 
 
-def _soft(strict: bool) -> Severity | None:
-    return Severity.ERROR if strict else None
+def _load_source(res, cache: dict, opts: AuditOptions):
+    key = ("source", str(opts.source))
+    if key not in cache:
+        n_docs = None
+        if res.bos_id is not None:
+            n_docs = chunked.count_equal(np.asarray(res.tokens), res.bos_id) or None
+        cache[key] = load_source(opts.source, manifest=res.manifest, n_docs=n_docs, source_val=opts.source_val,
+                                 source_tokenizer=opts.source_tokenizer, docs_jsonl=opts.docs)
+    return cache[key]
 
 
-def _audit(meta: MetaTable, meta_path: Path, res, cache: dict, *, source, seq_len, stride, claimed_bpb,
-           strict, source_val, source_tokenizer, docs, max_examples) -> Report:
+def _audit(meta: MetaTable, meta_path: Path, res, cache: dict, opts: AuditOptions) -> Report:
     tok = res.tokenizer
     rep = Report("tokenizer", str(meta_path))
     rep.extend(check_meta_schema(meta))
     summary: dict = {"meta ids": len(meta)}
     if tok is not None:
         summary.update({"tokenizer": tok.name, "tokenizer kind": tok.kind, "tokenizer ids": tok.vocab_size})
+        if res.tokenizer_origin != "given":
+            summary["tokenizer found"] = res.tokenizer_origin
     if res.dataset_name:
         summary["dataset"] = res.dataset_name
+    if res.notes:
+        summary["inputs"] = "; ".join(res.notes)
+    canon = tok.canonical_meta() if tok is not None else None  # once per audit
     acc: Accounting | None = None
-    src = None
     if res.tokens is not None:
-        if tok is None:
-            rep.add(R.NO_TOKENIZER.finding("no tokenizer: only the meta formula was applied to the val stream"))
-        ref_meta = tok.canonical_meta() if tok is not None else None
-        if source is not None:
-            key = ("source", str(source))
-            if key not in cache:
-                n_docs = None
-                if res.bos_id is not None:
-                    n_docs = chunked.count_equal(np.asarray(res.tokens), res.bos_id) or None
-                cache[key] = load_source(source, manifest=res.manifest, n_docs=n_docs, source_val=source_val,
-                                         source_tokenizer=source_tokenizer, docs_jsonl=docs)
-            src = cache[key]
+        src = _load_source(res, cache, opts) if opts.source is not None else None
         with progress(f"byte accounting over {len(res.tokens):,} tokens", None):
-            acc = run_accounting(res.tokens, meta, bos_id=res.bos_id, tokenizer=tok, reference_meta=ref_meta,
+            acc = run_accounting(res.tokens, meta, bos_id=res.bos_id, tokenizer=tok, reference_meta=canon,
                                  source=src.docs if src else None, source_label=src.label if src else "",
-                                 sidecar=res.sidecar, seq_len=seq_len, stride=stride,
-                                 max_examples=max_examples)
-        _val_findings(rep, acc, tok, strict, claimed_bpb, summary)
+                                 sidecar=res.sidecar, seq_len=opts.seq_len, stride=opts.stride,
+                                 max_examples=opts.max_examples)
+        _val_findings(rep, acc, tok, opts.strict, opts.claimed_bpb, summary)
         if src is not None and src.kind in ("sp1024", "docs"):
-            key = ("reconcile", str(source))
-            if key not in cache:
-                pair = reconciliation_pair(src, manifest=res.manifest, n_docs=acc.n_docs or None,
-                                           source_val=source_val, source_tokenizer=source_tokenizer, docs_jsonl=docs)
-                cache[key] = reconcile(pair[0], pair[1]) if pair else None
-            rec = cache[key]
-            if rec is not None:
-                _reconcile_finding(rep, rec)
+            _reconcile(rep, res, cache, opts, src, acc)
     if tok is not None:
-        generic = check_against_tokenizer(meta, tok, acc.drift if acc else None, acc.occurrences if acc else None)
+        generic = check_against_tokenizer(meta, tok, acc.drift if acc else None, acc.occurrences if acc else None,
+                                          canon)
         rep.extend(f for f in generic if f.rule_id not in tok.superseded_rules)
         rep.extend(tok.backend_findings(meta, acc.occurrences if acc else None) or [])
-    elif res.tokens is None:
-        rep.add(R.NO_TOKENIZER.finding("no tokenizer and no val data: only the meta's schema was checked"))
+    else:
+        _no_tokenizer(rep, res, opts.strict)
     if acc is None:
         summary["mode"] = "static (no val data)"
     rep.summary = summary
     return rep
+
+
+def _no_tokenizer(rep: Report, res, strict: bool) -> None:
+    """Without the tokenizer the audit is incomplete: never `pass` (an error under --strict)."""
+    did = "only the meta formula was applied to the val stream" if res.tokens is not None \
+        else "only the meta's schema was checked"
+    rep.add(R.NO_TOKENIZER.finding(f"no tokenizer: {did}; {res.missing_tokenizer}",
+                                   {"hint": res.missing_tokenizer}, severity=strict_severity(strict)))
+    if not strict and not rep.errors:
+        rep.verdict = "incomplete"
+
+
+def _reconcile(rep: Report, res, cache: dict, opts: AuditOptions, src, acc: Accounting) -> None:
+    key = ("reconcile", str(opts.source))
+    if key not in cache:
+        pair = reconciliation_pair(src, manifest=res.manifest, n_docs=acc.n_docs or None,
+                                   source_val=opts.source_val, source_tokenizer=opts.source_tokenizer,
+                                   docs_jsonl=opts.docs)
+        cache[key] = reconcile(pair[0], pair[1]) if pair else None
+    if cache[key] is not None:
+        _reconcile_finding(rep, cache[key])
 
 
 def _val_findings(rep: Report, acc: Accounting, tok, strict: bool, claimed_bpb, summary: dict) -> None:
@@ -164,7 +184,7 @@ def _val_findings(rep: Report, acc: Accounting, tok, strict: bool, claimed_bpb, 
         rep.add(R.NO_BOS.finding(
             "no BOS in the stream" + (f" (BOS id {acc.bos_id} never occurs)" if acc.bos_id is not None else "")
             + ": the stream is one unit; per-document comparison is impossible, only totals are compared",
-            {"bos_id": acc.bos_id}, severity=_soft(strict)))
+            {"bos_id": acc.bos_id}, severity=strict_severity(strict)))
     if acc.prefix_tokens:
         rep.add(R.PREFIX.finding(f"{acc.prefix_tokens:,} tokens precede the first BOS",
                                  {"tokens": acc.prefix_tokens}))
@@ -190,21 +210,21 @@ def _val_findings(rep: Report, acc: Accounting, tok, strict: bool, claimed_bpb, 
             f"meta {meta_t:,} vs decoded {acc.decoded_total:,} bytes: {d:+,} ({d / max(acc.decoded_total, 1):+.4%})",
             {"meta_bytes": meta_t, "decoded_bytes": acc.decoded_total, "drift": d,
              "relative": d / max(acc.decoded_total, 1), **drift_ev},
-            severity=_drift_severity(d, acc.decoded_total, strict)))
+            severity=strict_severity(strict, d / max(acc.decoded_total, 1))))
     if acc.source_total is not None and meta_t != acc.source_total:
         d = meta_t - acc.source_total
         rep.add(R.META_SOURCE.finding(
             f"meta {meta_t:,} vs source {acc.source_total:,} bytes: {d:+,} ({d / max(acc.source_total, 1):+.4%})",
             {"meta_bytes": meta_t, "source_bytes": acc.source_total, "drift": d,
              "relative": d / max(acc.source_total, 1), "source": acc.source_label},
-            severity=_drift_severity(d, acc.source_total, strict)))
+            severity=strict_severity(strict, d / max(acc.source_total, 1))))
     if acc.source_total is not None and acc.decoded_total is not None and acc.decoded_total != acc.source_total:
         d = acc.decoded_total - acc.source_total
         rep.add(R.DECODED_SOURCE.finding(
             f"decoded {acc.decoded_total:,} vs source {acc.source_total:,} bytes: {d:+,}",
             {"decoded_bytes": acc.decoded_total, "source_bytes": acc.source_total, "drift": d,
              "relative": d / max(acc.source_total, 1)},
-            severity=_drift_severity(d, acc.source_total, strict)))
+            severity=strict_severity(strict, d / max(acc.source_total, 1))))
     if acc.doc_count_mismatch:
         a, b = acc.doc_count_mismatch
         rep.add(R.DOC_COUNT.finding(f"candidate has {a:,} documents, the source {b:,}",
@@ -218,7 +238,7 @@ def _val_findings(rep: Report, acc: Accounting, tok, strict: bool, claimed_bpb, 
                 f"{cmp_.n_bad:,} of {cmp_.n_docs:,} documents do not decode to their source bytes "
                 f"(first: doc {first.doc} at byte {first.offset}: {first.excerpt_a!r} vs {first.excerpt_b!r})",
                 {"bad_docs": cmp_.n_bad, "docs": cmp_.n_docs,
-                 "first": [e.row() for e in cmp_.examples[:5]]}, severity=_soft(strict)))
+                 "first": [e.row() for e in cmp_.examples[:5]]}, severity=strict_severity(strict)))
             rep.tables.append(Table("Bad documents (decoded vs source)",
                                     ["doc", "first diff at", "decoded len", "source len", "decoded", "source"],
                                     [e.row() for e in cmp_.examples]))
@@ -226,10 +246,10 @@ def _val_findings(rep: Report, acc: Accounting, tok, strict: bool, claimed_bpb, 
         rep.add(R.DOC_METAS.finding(f"{acc.meta_vs_source_bad:,} documents: meta bytes ≠ source bytes",
                                     {"documents": acc.meta_vs_source_bad,
                                      "first [doc, meta, source]": acc.meta_vs_source_first[:10]},
-                                    severity=_soft(strict)))
+                                    severity=strict_severity(strict)))
     elif acc.meta_vs_source_bad is None and acc.meta_vs_decoded_bad:
         rep.add(R.DOC_METAS.finding(f"{acc.meta_vs_decoded_bad:,} documents: meta bytes ≠ decoded bytes",
-                                    {"documents": acc.meta_vs_decoded_bad}, severity=_soft(strict)))
+                                    {"documents": acc.meta_vs_decoded_bad}, severity=strict_severity(strict)))
     _sidecar_findings(rep, acc, summary)
 
     true = acc.true_total
@@ -273,22 +293,12 @@ def _drift_tables(rep: Report, acc: Accounting, tok) -> dict:
         return ev
     n = len(by_id)
     cls = id_classes(tok, n)
-    meta_base = np.zeros(n, np.int64)
     ev["drift_by_id_total"] = int(by_id.sum())
     order = nz[np.argsort(-np.abs(by_id[nz]), kind="stable")]
     ev["ids"] = [int(i) for i in order[:50]]
     ev["ids_count"] = int(nz.size)
-    piece = getattr(tok, "piece_text", None)
-    ib = tok.id_bytes()
-
-    def label(i):
-        if piece is not None:
-            return piece(int(i))
-        return escape(ib[i]) if i < len(ib) else f"<id {i}>"
-
-    rows = [[int(i), label(i), str(cls[i]), int(dr.occurrences[i]), int(dr.base_by_id[i]),
+    rows = [[int(i), tok.piece_text(int(i)), str(cls[i]), int(dr.occurrences[i]), int(dr.base_by_id[i]),
              int(dr.space_by_id[i]), int(dr.boundary_by_id[i]), int(by_id[i])] for i in order[:TOP_IDS]]
-    del meta_base
     rep.tables.append(Table(f"Drift by id (meta − canonical; top {min(TOP_IDS, nz.size)} of {nz.size})",
                             ["id", "piece", "class", "occurrences", "base drift", "leading-space drift",
                              "boundary drift (as previous token)", "total"], rows))

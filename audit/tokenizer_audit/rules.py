@@ -153,9 +153,13 @@ FIXED = rule(
     explanation="""--fix writes the canonical table for the tokenizer (never over an existing file) and re-audits it.""",
     fix="Ship the corrected meta and re-run the evaluation with it.", family=F)
 NO_TOKENIZER = rule(
-    "TOK027", "tokenizer-missing", "warning", "no tokenizer given: decoded bytes and id-by-id checks were skipped",
+    "TOK027", "tokenizer-missing", "warning", "no tokenizer found: the audit is incomplete",
     explanation="""Without the tokenizer the audit can only apply the meta formula; it cannot check the
-table id by id nor decode the val stream.""",
-    fix="Pass --tokenizer (or --data-root with a manifest naming it).", family=F)
+table id by id nor decode the val stream, so it never passes: the verdict is `incomplete`, and an
+error with --strict. The tokenizer is looked for before giving up: a manifest.json beside the meta
+(or one folder up, or in --data-root) whose tokenizer entry names the meta (meta_path, or an
+artifact of the same stem), then a single tokenizer file beside the meta whose id count fits the
+table. The message says what was found and what to pass.""",
+    fix="Pass --tokenizer FILE (or --data-root with a manifest naming the meta).", family=F)
 
 RELATIVE_TOLERANCE = 1e-5

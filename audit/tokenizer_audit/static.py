@@ -17,14 +17,9 @@ MAX_IDS = 50  # ids listed in evidence
 
 
 def id_classes(tokenizer, n: int) -> np.ndarray:
-    """Class per id: the backend's own when it has them, else from its canonical meta."""
+    """Class per id (the backend's `id_classes()`), `padding` past the tokenizer's ids."""
     out = np.array(["padding"] * n, dtype=object)
-    fn = getattr(tokenizer, "id_classes", None)
-    if fn is not None:
-        cls = np.asarray(fn(), dtype=object)
-    else:
-        canon = tokenizer.canonical_meta()
-        cls = np.where(canon.is_boundary_token[:tokenizer.vocab_size], "control", "piece").astype(object)
+    cls = np.asarray(tokenizer.id_classes(), dtype=object)
     k = min(n, len(cls))
     out[:k] = cls[:k]
     return out
@@ -71,11 +66,12 @@ def check_meta_schema(meta: MetaTable) -> list[Finding]:
 
 
 def check_against_tokenizer(meta: MetaTable, tokenizer, drift: IdDrift | None,
-                            occ: np.ndarray | None) -> list[Finding]:
-    """Compare with `tokenizer.canonical_meta()`; each difference is classified by id class."""
+                            occ: np.ndarray | None, canon: MetaTable | None = None) -> list[Finding]:
+    """Compare with the canonical table (`tokenizer.canonical_meta()` unless the caller already
+    has it); each difference is classified by id class."""
     out: list[Finding] = []
     v = tokenizer.vocab_size
-    canon = tokenizer.canonical_meta()
+    canon = canon if canon is not None else tokenizer.canonical_meta()
     n = max(len(meta), len(canon), v)
     bm, lm, dm = padded(meta, n)
     bc, lc, dc = padded(canon, n)

@@ -2,11 +2,14 @@
 
 A backend knows its ids, what bytes each id contributes, how a whole document decodes
 (exactly, as bytes), its special ids, and the best per-token metadata the evaluator's
-formula can express for it. The engine knows no backend by name.
+formula can express for it. The engine knows no backend by name. Every method a caller uses is
+declared here, with a default where one is correct for any backend (callers never probe with
+`hasattr`); backends override the defaults with faster or sharper versions.
 """
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
+from audit.formats.docs import DocBytes
 from audit.formats.meta import MetaTable
 
 
@@ -27,10 +31,31 @@ class SpecialIds:
     control: frozenset[int] = field(default_factory=frozenset)
 
 
+def _computed_once(fn):
+    """canonical_meta() is built once per tokenizer; each caller gets its own copy (some edit it)."""
+    @functools.wraps(fn)
+    def canonical_meta(self, *args, **kwargs):
+        if args or kwargs:  # a padded variant: not cached
+            return fn(self, *args, **kwargs)
+        memo = self.__dict__.get("_canonical_memo")
+        if memo is None:
+            memo = self.__dict__["_canonical_memo"] = fn(self)
+        return memo.copy()
+
+    canonical_meta.computed_once = True
+    return canonical_meta
+
+
 class Tokenizer(ABC):
-    kind: str = ""  # "sentencepiece" | "purebyte" | "tokenmonster"
+    kind: str = ""  # "sentencepiece" | "purebyte" | "tokenmonster" (audit.tokenizers.BACKENDS)
     name: str = ""
     path: Path | None = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        fn = cls.__dict__.get("canonical_meta")
+        if fn is not None and not getattr(fn, "computed_once", False):
+            cls.canonical_meta = _computed_once(fn)
 
     @property
     @abstractmethod
@@ -54,9 +79,27 @@ class Tokenizer(ABC):
         """Decode tokens[starts[k]:ends[k]] for every k. Backends override with bulk paths."""
         return [self.decode(tokens[s:e]) for s, e in zip(starts.tolist(), ends.tolist())]
 
+    def decode_stream(self, tokens: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> DocBytes:
+        """Every document tokens[starts[k]:ends[k]] decoded into one buffer (sorted, disjoint
+        spans). The whole-val-stream path; backends override it with vectorised decoders."""
+        return DocBytes.from_list(self.decode_many(np.asarray(tokens), np.asarray(starts), np.asarray(ends)))
+
+    def id_classes(self) -> np.ndarray:
+        """A class name per id (for drift tables): `control` for boundary ids, else `piece`."""
+        canon = self.canonical_meta()
+        return np.where(canon.is_boundary_token[:self.vocab_size], "control", "piece").astype(object)
+
+    def piece_text(self, i: int) -> str:
+        """How id i is shown in reports (default: its bytes, escaped)."""
+        from audit.accounting.compare import escape
+
+        ib = self.id_bytes()
+        return escape(ib[i]) if 0 <= i < len(ib) else f"<id {i} beyond the tokenizer>"
+
     @abstractmethod
     def canonical_meta(self) -> MetaTable:
-        """The best table the evaluator's byte formula can express for this tokenizer."""
+        """The best table the evaluator's byte formula can express for this tokenizer
+        (computed once per tokenizer: see `_computed_once`)."""
 
     @abstractmethod
     def encode(self, text: str) -> list[int]:

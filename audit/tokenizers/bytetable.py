@@ -7,10 +7,13 @@ chunks of the stream (audit.chunked) and on the worker threads:
   1. sizes: per chunk, lengths by one table lookup, positions outside the spans zeroed; the
      running sums at the span starts give every document's offset in the output;
   2. bytes: per chunk again, output byte p of token i reads flat[p + off[i] − start[i]]: the
-     indices as one running sum (`np.add.at` of the per-token jumps, then `np.cumsum`), then
-     one `np.take` straight into the output.
+     indices as each token's shift repeated over its bytes (`np.repeat`) plus the output
+     position, then one `np.take` straight into the output.
 
 No Python loop over tokens or documents, no whole-stream temporary wider than the output.
+`invalid_utf8_docs` finds the documents of a gathered buffer that are not valid UTF-8, by
+decoding megabyte pieces of the whole buffer (documents are looked at one by one only inside a
+piece that fails).
 """
 
 from __future__ import annotations
@@ -31,9 +34,12 @@ class ByteTable:
         np.cumsum(lens[:-1], out=self.off[1:])
 
     def gather(self, tokens: np.ndarray, starts: np.ndarray, ends: np.ndarray,
-               with_positions: bool = False, skip_first: np.ndarray | None = None):
+               with_positions: bool = False, skip_first: np.ndarray | None = None,
+               zero_positions: bool = False):
         """Bytes of tokens[starts[k]:ends[k]] for every k (sorted, disjoint spans) → DocBytes;
-        with_positions also returns the stream position each output byte came from.
+        with_positions also returns the stream position each output byte came from;
+        zero_positions returns instead the stream positions of the tokens that contribute no
+        byte (inside the spans, or a gap between them: the caller tells them apart).
         skip_first (bool per span) drops the first byte of those spans' first token (the caller
         guarantees that token has one)."""
         tokens = np.asarray(tokens)
@@ -42,7 +48,7 @@ class ByteTable:
         ndoc = len(starts)
         if ndoc == 0:
             empty = DocBytes(np.zeros(0, np.uint8), np.zeros(1, np.int64))
-            return (empty, np.zeros(0, np.int64)) if with_positions else empty
+            return (empty, np.zeros(0, np.int64)) if with_positions or zero_positions else empty
         lo, hi = int(starts[0]), int(ends[-1])
         region = tokens[lo:hi]
         if region.size and chunked.maximum(region) >= self.n:
@@ -60,37 +66,91 @@ class ByteTable:
         buf = np.empty(total, dtype=np.uint8)
         pos = np.empty(total, dtype=np.int64) if with_positions else None
 
-        def write(k: int) -> None:
+        def write(k: int):
             a, b = int(edges[k]), int(edges[k + 1])
             o, o_end = int(out_at[k]), int(out_at[k + 1])
-            if o_end == o:
-                return
             m, tot = b - a, o_end - o
             ids = chunked.scratch("ids", m, np.intp)
             np.copyto(ids, region[a:b])  # one index cast per chunk, used by every lookup
             ln = spans.lengths(self.length, region, a, b, ids, out=chunked.scratch("ln", m, np.int64))
+            zeros = np.flatnonzero(ln == 0) + (a + lo) if zero_positions else None
+            if tot == 0:
+                return zeros
             start = np.cumsum(ln, out=chunked.scratch("start", m, np.int64))
             start -= ln  # where each token's bytes begin in this chunk's output
-            # output byte p of token i reads flat[p + shift[i]]; as a running sum: +1 per byte,
-            # plus shift[i] − shift[i−1] at token i's first byte (added, so that zero-length
-            # tokens sharing that byte telescope away)
+            # output byte p of token i reads flat[p + shift[i]], shift[i] = off[i] − start[i]:
+            # each token's shift repeated over its bytes (zero-length tokens vanish), plus p
             shift = np.take(self.off, ids, out=chunked.scratch("shift", m, np.int64), mode="clip")
             shift -= start
             spans.shift_skipped(shift, a)
-            jump = chunked.scratch("jump", m, np.int64)
-            jump[0] = shift[0] - 1
-            np.subtract(shift[1:], shift[:-1], out=jump[1:])
-            step = chunked.scratch("step", tot + 1, np.int64)
-            step.fill(1)
-            np.add.at(step, start, jump)
-            idx = np.cumsum(step[:-1], out=step[:-1])
+            idx = np.repeat(shift, ln)
+            idx += _arange(tot)
             np.take(self.flat, idx, out=buf[o:o_end], mode="clip")  # clip: no buffered copy of out
             if pos is not None:
                 pos[o:o_end] = np.repeat(np.arange(a + lo, b + lo, dtype=np.int64), ln)
+            return zeros
 
-        chunked.pmap(write, len(edges) - 1)
+        zeros = chunked.pmap(write, len(edges) - 1)
         out = DocBytes(buf, offsets)
+        if zero_positions:
+            return out, np.concatenate(zeros) if zeros else np.zeros(0, np.int64)
         return (out, pos) if with_positions else out
+
+
+_ARANGE = np.arange(0, dtype=np.int64)
+
+
+def _arange(n: int) -> np.ndarray:
+    """0..n-1 from one shared, read-only array (grown when a chunk needs more)."""
+    global _ARANGE
+    a = _ARANGE
+    if len(a) < n:
+        a = np.arange(max(n, 2 * len(a), chunked.CHUNK * 8), dtype=np.int64)
+        a.flags.writeable = False
+        _ARANGE = a
+    return a[:n]
+
+
+def invalid_utf8_docs(docs: DocBytes, piece: int = 1 << 22) -> np.ndarray:
+    """Which documents are not valid UTF-8 on their own. The buffer is decoded in pieces of about
+    `piece` bytes cut before a byte that is not a continuation byte (10xxxxxx); a piece that
+    fails, or holds a document starting with a continuation byte (whose predecessor may then end
+    on an incomplete sequence that this one completes), has its documents decoded one by one."""
+    buf, off = docs.buf, docs.offsets
+    n = docs.n_docs
+    bad = np.zeros(n, dtype=bool)
+    if len(buf) == 0:
+        return bad
+    starts = off[:-1]
+    nonempty = off[1:] > starts
+    first = buf[np.minimum(starts, len(buf) - 1)]
+    cont_start = starts[nonempty & ((first & 0xC0) == 0x80)]
+    cuts = [0]
+    while cuts[-1] + piece < len(buf):
+        c = cuts[-1] + piece
+        while c < len(buf) and (buf[c] & 0xC0) == 0x80:
+            c += 1
+        if c >= len(buf):
+            break
+        cuts.append(c)
+    cuts.append(len(buf))
+    mv = memoryview(buf)
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        has_cont = np.searchsorted(cont_start, a, side="left") < np.searchsorted(cont_start, b, side="left")
+        if not has_cont:
+            try:
+                str(mv[a:b], "utf-8")
+                continue
+            except UnicodeDecodeError:
+                pass
+        k0 = int(np.searchsorted(off, a, side="right")) - 1
+        k1 = int(np.searchsorted(off, b, side="left"))
+        for k in range(max(k0, 0), min(k1, n)):
+            try:
+                str(mv[off[k]:off[k + 1]], "utf-8")
+            except UnicodeDecodeError:
+                bad[k] = True
+    return bad
 
 
 class _Spans:

@@ -27,7 +27,7 @@ from audit.errors import InputError
 from audit.formats.docs import DocBytes
 from audit.formats.meta import MetaTable
 from audit.tokenizers.base import SpecialIds, Tokenizer
-from audit.tokenizers.bytetable import ByteTable
+from audit.tokenizers.bytetable import ByteTable, invalid_utf8_docs
 
 SPACE = "\u2581"
 _BYTE_PIECE = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
@@ -177,7 +177,10 @@ class SentencePieceTokenizer(Tokenizer):
 
         One table gather over the whole stream (dropping the leading space of documents that
         start with a `▁` piece, as DecodeIds does), then exact re-decoding of only the documents
-        with an invalid byte run or an odd start."""
+        with an invalid byte run or an odd start. Every piece's surface is valid UTF-8 starting
+        on a character, so a document's byte runs are all valid iff its gathered bytes are valid
+        UTF-8, unless a silent id (control, unused) splits a run: documents holding one inside
+        are re-decoded too."""
         tokens = np.asarray(tokens)
         starts = np.asarray(starts, dtype=np.int64)
         ends = np.asarray(ends, dtype=np.int64)
@@ -187,79 +190,20 @@ class SentencePieceTokenizer(Tokenizer):
         if tokens.size and chunked.maximum(tokens) >= self._n:
             tokens = np.where(tokens < self._n, tokens, 0)  # out-of-model ids decode to nothing
             # (id 0 must then be silent; it is <pad>/control in every canonical model)
-        lo = int(starts[0])
-        region = tokens[lo:int(ends[-1])]
         nonempty = starts < ends
         first = np.where(nonempty, tokens[np.minimum(starts, len(tokens) - 1)], 0)
         slow = nonempty & self.start_odd[first]
-        slow |= self._bad_byte_run_docs(region, starts - lo, ends - lo, ndoc)
         strip = nonempty & self.start_strip[first] & ~slow
-        docs = self.table.gather(tokens, starts, ends, skip_first=strip)
+        docs, silent = self.table.gather(tokens, starts, ends, skip_first=strip, zero_positions=True)
+        if silent.size:  # silent ids inside a document (the BOS between documents is not inside)
+            d = np.searchsorted(starts, silent, side="right") - 1
+            inside = (d >= 0) & (silent < ends[np.maximum(d, 0)])
+            slow[d[inside]] = True
+        if self.is_byte.any():
+            slow |= invalid_utf8_docs(docs)
         if slow.any():
             return docs.replace({k: self.decode(tokens[starts[k]:ends[k]]) for k in np.flatnonzero(slow).tolist()})
         return docs
-
-    def _bad_byte_run_docs(self, region: np.ndarray, ds: np.ndarray, de: np.ndarray, ndoc: int) -> np.ndarray:
-        """Documents holding a byte-piece run that is not valid UTF-8 (usually none)."""
-        bad = np.zeros(ndoc, dtype=bool)
-        if not self.is_byte.any():
-            return bad
-        edges = chunked.bounds(len(region))
-        byte0 = self._byte_block
-
-        def byte_pieces(k: int):
-            """This chunk's byte pieces: positions, values, and which ones begin a run."""
-            a, b = int(edges[k]), int(edges[k + 1])
-            ids = region[a:b]
-            if byte0 is not None and ids.dtype == np.uint16:  # ids byte0..byte0+255 are bytes 0..255
-                rel = ids - np.uint16(byte0)  # wraps around for ids below byte0
-                is_b = rel < 256
-                at = np.flatnonzero(is_b)
-                vals = rel[at].astype(np.uint8)
-            else:
-                is_b = np.take(self.is_byte, ids)
-                at = np.flatnonzero(is_b)
-                vals = np.take(self.byte_value, ids[at]).astype(np.uint8)
-            prev_b = np.empty_like(is_b)
-            if len(is_b):
-                prev_b[1:] = is_b[:-1]
-                prev_b[0] = a > 0 and bool(self.is_byte[region[a - 1]])
-            return at + a, vals, ~prev_b[at]
-
-        parts = chunked.pmap(byte_pieces, len(edges) - 1)
-        if not any(len(p[0]) for p in parts):
-            return bad
-        vals = np.concatenate([p[1] for p in parts])
-        # Every run is valid UTF-8 iff their concatenation is and every run begins on a
-        # character boundary (a byte that is not 10xxxxxx): the common case, checked in one go.
-        try:
-            vals.tobytes().decode("utf-8")
-            if not any(np.any((v[first] & 0xC0) == 0x80) for _, v, first in parts):
-                return bad
-        except UnicodeDecodeError:
-            pass
-        pos = np.concatenate([p[0] for p in parts])
-        newrun = np.concatenate([p[2] for p in parts])
-        run_at = np.flatnonzero(newrun)
-        # a 0x00 before every run ends any incomplete sequence of the run before it
-        seq = np.zeros(pos.size + run_at.size, dtype=np.uint8)
-        seq[np.arange(pos.size) + np.cumsum(newrun)] = vals
-        doc_of_run = np.searchsorted(ds, pos[run_at], side="right") - 1
-        run_seq_start = run_at + np.arange(run_at.size)  # where each run's separator sits in seq
-        bounds = np.flatnonzero(np.diff(doc_of_run)) + 1
-        grp_start = np.concatenate([[0], bounds])
-        grp_end = np.concatenate([bounds, [run_at.size]])
-        raw = seq.tobytes()
-        seq_end = np.append(run_seq_start, len(seq))
-        for g0, g1 in zip(grp_start.tolist(), grp_end.tolist()):
-            chunk = raw[run_seq_start[g0]:seq_end[g1]]
-            try:
-                chunk.decode("utf-8")
-            except UnicodeDecodeError:
-                d = int(doc_of_run[g0])
-                if 0 <= d < ndoc and pos[run_at[g0]] < de[d]:
-                    bad[d] = True
-        return bad
 
     def canonical_meta(self, vocab_size: int | None = None) -> MetaTable:
         """tokenizers.md §1: the table the official trainer builds, padded to `vocab_size`."""

@@ -7,8 +7,11 @@ punctuation or start a document). Capcode 1 only has the delete marker 0x7F.
 These are the per-character REFERENCE implementations (exact, simple to read, used on short
 texts, in tests and by the encoder); `fastdecode.py` is the vectorised decoder for whole val
 streams and is tested against `decode2` here. Invalid UTF-8 bytes travel as surrogate escapes
-(U+DC80..U+DCFF, Python's `surrogateescape`) so they pass through unchanged; under `in_char` one
-becomes U+FFFD, as Go's `unicode.ToUpper(utf8.RuneError)` does.
+(U+DC80..U+DCFF, Python's `surrogateescape`), one per byte, as Go's `utf8.DecodeRune` reads an
+invalid byte as RuneError of width 1. The canonical Go decoder copies such a byte unchanged in
+every state: under `in_char` the marker is consumed and the raw byte is written (never U+FFFD),
+under `in_word` it is written and ends the word. Checked against the canonical Go code and its
+22,500 decode vectors (`tests/test_capcode_conformance.py`).
 """
 
 from __future__ import annotations
@@ -18,10 +21,6 @@ from audit.tokenizers.tokenmonster.unicase import CASED, LETTER, LL, LU, MARK, N
 APOSTROPHES = ("'", "\u2019")
 MARKERS2 = ("C", "W", "D")
 DEL1 = "\x7f"
-
-
-def _is_escape(ch: str) -> bool:
-    return "\udc80" <= ch <= "\udcff"
 
 
 def decode2(text: str) -> str:
@@ -51,7 +50,7 @@ def decode2(text: str) -> str:
             delete = False
         elif in_char:
             in_char = False
-            out.append("\ufffd" if _is_escape(ch) else chr(upper[ord(ch)]))
+            out.append(chr(upper[ord(ch)]))  # an invalid byte's escape maps to itself
         elif in_word:
             f = flags[ord(ch)]
             if f & CASED:

@@ -84,9 +84,9 @@ def machine2(cps: np.ndarray, doc_start: np.ndarray):
     clear_other = _last_before(other & kept & ~keeps_word, idx)
     in_word = last_w > np.maximum(np.maximum(last_c, np.maximum(clear_sp, clear_other)), floor)
     up = other & kept & (in_char | (in_word & ((f & CASED) != 0)))
-    out = np.where(up, t.upper[cps], cps)
-    esc = (cps >= 0xDC80) & (cps <= 0xDCFF)
-    out = np.where(in_char & esc, 0xFFFD, out).astype(np.uint32)
+    # an invalid byte (surrogate escape) maps to itself in the case table: copied unchanged in
+    # every state, as the canonical Go decoder does (never U+FFFD)
+    out = np.where(up, t.upper[cps], cps).astype(np.uint32)
     return kept, out, up, deleted
 
 

@@ -7,8 +7,8 @@ documents. Positions with a difference are classed by cause (capcode 2):
   - `delete-non-space`: a `D` from an earlier id deleted a character other than a space;
   - `delete-through-marker`: a `D` deleted the leading space of an id it does not directly
     precede (a marker-only id such as `C` sits between them);
-  - `case-length`: uppercasing changed a character's UTF-8 length (ı→I, ɐ→Ɐ, İ round trip, an
-    invalid byte under `C` becoming U+FFFD);
+  - `case-length`: uppercasing changed a character's UTF-8 length (ı→I, ɐ→Ɐ, İ round trip; an
+    invalid byte under `C` is copied unchanged, so it is no drift);
   - `other-context`: anything else (e.g. an uppercase state carried into an alias id).
 Capcode 1 positions are classed `delete-marker-context`. Normalisation drift (NFD) is measured
 against source text by `normalization_drift`.
@@ -116,8 +116,7 @@ def _capcode2(raw, pos: np.ndarray, actual: np.ndarray, cls: np.ndarray) -> None
         first_char = np.ones(len(cps), dtype=bool)
         first_char[1:] = cpos[1:] != cpos[:-1]
         through = cross & is_sp & ~(first_char & (d_pos == cpos - 1))
-        esc = (cps >= 0xDC80) & (cps <= 0xDCFF)
-        case = up & ((t.upper_len_delta[np.where(esc, 0, cps)] != 0) | esc)
+        case = up & (t.upper_len_delta[cps] != 0)
         for k, mask in ((2, case), (1, through), (0, cross & ~is_sp)):  # later wins: priority order
             cls[cpos[mask]] = k
 
