@@ -35,11 +35,14 @@ def tokenizer_cmd(meta, tokenizer, val, data_root, source, source_val, source_to
 
     Without val data only the static checks run. Exit 0 pass, 1 error findings, 2 bad input."""
     from audit import progress
+    from audit.atomic import check_outputs
     from audit.tokenizer_audit import audit_tokenizer
     from audit.tokenizer_audit.inputs import AUTO
 
     if quiet:
         progress.set_enabled(False)
+    check_outputs({"--json": json_path, "--markdown": md_path, "--fix": fix_out}, [
+        meta, tokenizer, val, data_root and data_root / "manifest.json", source, source_val, source_tokenizer, docs])
     reports = audit_tokenizer(
         meta, tokenizer=str(tokenizer) if tokenizer is not None else None, val=val, data_root=data_root,
         source=source, seq_len=seq_len, stride=stride, claimed_bpb=claimed_bpb, strict=strict,
