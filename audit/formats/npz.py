@@ -13,6 +13,7 @@ from __future__ import annotations
 import bz2
 import io
 import lzma
+import os
 import struct
 import zipfile
 import zlib
@@ -69,7 +70,9 @@ def _infos(path: Path, fh) -> list[zipfile.ZipInfo]:
     return infos
 
 
-def _raw_member(path: Path, fh, info: zipfile.ZipInfo) -> bytes:
+def _raw_member(path: Path, fh, info: zipfile.ZipInfo, size: int) -> bytes:
+    if not 0 <= info.header_offset < size:
+        raise InputError(path, f"member {info.filename!r}: header offset {info.header_offset} is outside the file")
     fh.seek(info.header_offset)
     head = fh.read(_LOCAL_HEADER.size)
     if len(head) != _LOCAL_HEADER.size or head[:4] != b"PK\x03\x04":
@@ -144,8 +147,8 @@ def parse_npy(path: Path, name: str, raw: bytearray, max_items: int) -> np.ndarr
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp, max_header_size=B.MAX_NPY_HEADER_BYTES)
         else:
             raise ValueError(f"unsupported NPY version {version}")
-    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError, OverflowError, KeyError,
-            struct.error, EOFError, UnicodeDecodeError) as e:
+    except Exception as e:  # noqa: BLE001 - numpy's header parser (tokenize + literal_eval) raises
+        # ValueError, SyntaxError, tokenize.TokenError, RecursionError, … on a damaged header
         raise InputError(path, f"array {name!r}: bad .npy header ({' '.join(str(e).split())[:120]})") from None
     if dtype.hasobject:
         raise InputError(path, f"array {name!r} has dtype object (needs pickle); refused")
@@ -175,6 +178,7 @@ def load_npz(path: str | Path, keys: set[str] | None = None, *, max_items: int =
     except OSError as e:
         raise InputError(path, f"cannot read: {e.strerror or e}") from None
     with fh:
+        size = os.fstat(fh.fileno()).st_size
         infos = _infos(path, fh)
         out: dict[str, np.ndarray] = {}
         for info in infos:
@@ -183,7 +187,7 @@ def load_npz(path: str | Path, keys: set[str] | None = None, *, max_items: int =
                 continue
             if name in out:
                 raise InputError(path, f"member {name!r} appears twice; refused")
-            data = _raw_member(path, fh, info)
+            data = _raw_member(path, fh, info, size)
             raw = inflate_capped(path, info.filename, info.compress_type, data, info.file_size)
             if len(raw) != info.file_size:
                 raise InputError(path, f"member {info.filename!r}: {len(raw):,} bytes, the header says "
