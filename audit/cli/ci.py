@@ -25,9 +25,10 @@ from audit.cli.common import emit
 @click.option("--quiet", "-q", is_flag=True, help="No terminal tables (annotations are still printed).")
 def ci_cmd(base, head, repo, sota, md_path, json_path, quiet) -> int:
     """Audit the record folders changed between BASE and HEAD of a checkout."""
-    from audit.atomic import write_text_atomic
+    from audit.atomic import check_outputs, write_text_atomic
     from audit.submission.ci import run_ci
 
+    check_outputs({"--markdown": md_path, "--json": json_path}, [sota])
     res = run_ci(repo, base, head, sota=sota)
     for line in res.annotations:
         click.echo(line)

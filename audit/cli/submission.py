@@ -24,9 +24,11 @@ def submission_cmd(paths, sota, allow_missing_code, json_path, md_path, quiet) -
     PATH is a record folder or a folder of record folders. Exit 0: every record valid
     (`record` or `non-record`); 1: at least one `invalid`; 2: could not run.
     """
+    from audit.atomic import check_outputs
     from audit.submission import audit_paths
     from audit.submission.api import sota_values
 
     sota_values(sota)  # a bad --sota is an input error before any work
+    check_outputs({"--json": json_path, "--markdown": md_path}, [*paths, sota])
     reports = audit_paths(paths, sota=sota, allow_missing_code=allow_missing_code)
     return emit(reports, json_path, md_path, quiet, title="Submission audit")

@@ -35,11 +35,14 @@ def tokenizer_cmd(meta, tokenizer, val, data_root, source, source_val, source_to
 
     Without val data only the static checks run. Exit 0 pass, 1 error findings, 2 bad input."""
     from audit import progress
+    from audit.atomic import check_outputs
     from audit.tokenizer_audit import AuditOptions, audit_tokenizer
     from audit.tokenizer_audit.options import AUTO
 
     if quiet:
         progress.set_enabled(False)
+    check_outputs({"--json": json_path, "--markdown": md_path, "--fix": fix_out}, [
+        meta, tokenizer, val, data_root and data_root / "manifest.json", source, source_val, source_tokenizer, docs])
     options = AuditOptions(
         tokenizer=str(tokenizer) if tokenizer is not None else None, val=val, data_root=data_root,
         source=source, source_val=source_val, source_tokenizer=source_tokenizer, docs=docs,

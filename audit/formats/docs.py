@@ -3,12 +3,14 @@ of text files (one document per file, in name order). Returned as `DocBytes`."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from audit.budgets import MAX_DOCS_LINE_BYTES, MAX_JSON_INT_DIGITS, over
 from audit.errors import InputError
 
 
@@ -64,26 +66,59 @@ class DocBytes:
         return [raw[o[k]:o[k + 1]] for k in range(len(o) - 1)]
 
 
+def _json_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > MAX_JSON_INT_DIGITS:
+        raise ValueError(f"integer literal of {len(digits):,} digits (limit {MAX_JSON_INT_DIGITS})")
+    return int(digits)
+
+
+def _doc_text(raw: bytes, lineno: int, path: Path) -> str:
+    """The `text` of one docs line; every failure names the line."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(path, f"line {lineno}: not UTF-8 (byte {e.start} of the line)") from None
+    try:
+        obj = json.loads(line, parse_int=_json_int)
+    except RecursionError:
+        raise InputError(path, f"line {lineno}: JSON nested too deeply") from None
+    except ValueError as e:
+        raise InputError(path, f"line {lineno}: not valid JSON ({' '.join(str(e).split())[:100]})") from None
+    if not isinstance(obj, dict) or "text" not in obj:
+        raise InputError(path, f"line {lineno}: not a JSON object with a 'text' field")
+    text = obj["text"]
+    if not isinstance(text, str):
+        raise InputError(path, f"line {lineno}: 'text' is {type(text).__name__}, expected a string")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:  # a lone surrogate from a \ud800 escape
+        raise InputError(path, f"line {lineno}: 'text' holds a lone surrogate (U+{ord(text[e.start]):04X} at "
+                               f"character {e.start}), not encodable as UTF-8") from None
+    return text
+
+
 def read_docs_jsonl(path: str | Path, n: int | None = None) -> list[str]:
-    """The `text` of the first n documents (all when n is None)."""
+    """The `text` of the first n documents (all when n is None). Lines split on LF only (a CR is
+    JSON whitespace); each line is capped at MAX_DOCS_LINE_BYTES before it is decoded."""
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "no such file")
     out: list[str] = []
-    with open(path, "r", encoding="utf-8", newline="") as fh:  # newline="": keep \r inside lines
-        for lineno, line in enumerate(fh, 1):
+    try:
+        fh = open(path, "rb")
+    except OSError as e:
+        raise InputError(path, f"cannot read: {e.strerror or e}") from None
+    with fh:
+        for lineno in itertools.count(1):
             if n is not None and len(out) >= n:
                 break
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-                text = obj["text"]
-            except (json.JSONDecodeError, KeyError, TypeError) as e:
-                raise InputError(path, f"line {lineno}: not a JSON object with a 'text' field ({type(e).__name__})") from None
-            if not isinstance(text, str):
-                raise InputError(path, f"line {lineno}: 'text' is {type(text).__name__}, expected a string")
-            out.append(text)
+            raw = fh.readline(MAX_DOCS_LINE_BYTES + 1)
+            if not raw:
+                break
+            if len(raw) > MAX_DOCS_LINE_BYTES:
+                raise over(path, f"line {lineno} length", len(raw), MAX_DOCS_LINE_BYTES, "bytes")
+            if raw.strip():
+                out.append(_doc_text(raw, lineno, path))
     if n is not None and len(out) < n:
         raise InputError(path, f"holds {len(out):,} documents, fewer than the {n:,} needed")
     return out

@@ -141,8 +141,8 @@ def load_manifest(path: str | Path) -> Manifest:
         raise InputError(path, "no such file (a data root must contain manifest.json)")
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(path, f"not valid JSON: {e}") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:  # ValueError: also a 5,000-digit int
+        raise InputError(path, f"not valid JSON: {' '.join(str(e).split())[:120]}") from None
     if not isinstance(doc, dict):
         raise InputError(path, "manifest must be a JSON object")
     here = path.parent
@@ -164,9 +164,11 @@ def load_manifest(path: str | Path) -> Manifest:
                 train_glob=str(here / d["train_glob"]) if d.get("train_glob") else None,
                 vocab_size=int(d["vocab_size"]) if d.get("vocab_size") is not None else None,
                 bos_id=_bos(d.get("bos_id")), stats=dict(d.get("stats") or {}), raw=d))
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, OverflowError) as e:  # OverflowError: bos_id 1e400
         raise InputError(path, f"malformed manifest entry: {type(e).__name__}: {e}") from None
     docs = doc.get("docs_jsonl")
+    if docs is not None and not isinstance(docs, str):
+        raise InputError(path, f"docs_jsonl is a {type(docs).__name__}, expected a path string")
     nv = doc.get("num_val_docs")
     return Manifest(path=path, root=here, tokenizers=toks, datasets=dss,
                     docs_jsonl=_resolve(here, docs, notes, "docs_jsonl") if isinstance(docs, str) and docs else None,

@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 
 from audit.atomic import write_bytes_atomic
+from audit.budgets import MAX_VOCAB_IDS
 from audit.errors import InputError
+from audit.formats.npz import load_npz
 
 ARRAY_KEYS = {"base_bytes": np.int16, "has_leading_space": np.bool_, "is_boundary_token": np.bool_}
 SCALAR_KEYS = ("format_version", "tokenizer_kind", "source_model_name", "vocab_size")
-MAX_NPZ_BYTES = 512 * 1024 * 1024
 
 
 @dataclass
@@ -70,50 +71,36 @@ class MetaTable:
         write_bytes_atomic(path, self.to_npz_bytes(), overwrite=overwrite)
 
 
+def _scalar(a: np.ndarray):
+    """A 0-d member as a Python value; anything else is kept as the array (then refused by type)."""
+    return a.item() if a.ndim == 0 else a
+
+
 def load_meta(path: str | Path) -> MetaTable:
+    """Read a meta archive with every budget checked before allocation (audit/formats/npz.py)."""
     path = Path(path)
     if not path.exists():
         raise InputError(path, "no such file")
     if not path.is_file():
         raise InputError(path, "not a regular file")
-    if path.stat().st_size > MAX_NPZ_BYTES:
-        raise InputError(path, f"meta file is {path.stat().st_size:,} bytes, over the {MAX_NPZ_BYTES:,}-byte limit")
     if not zipfile.is_zipfile(path):
         raise InputError(path, "not an .npz archive (zip signature missing or archive damaged)")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            names = set(z.files)
-            missing = [k for k in ARRAY_KEYS if k not in names]
-            if missing:
-                raise InputError(path, f"missing key(s) {', '.join(missing)} (have: {', '.join(sorted(names)) or 'none'})")
-            arrays = {}
-            for k in ARRAY_KEYS:
-                try:
-                    a = z[k]
-                except ValueError as e:  # object arrays need pickle
-                    raise InputError(path, f"array {k!r} cannot be loaded without pickle ({e}); object arrays are refused") from None
-                if a.dtype == object:
-                    raise InputError(path, f"array {k!r} has dtype object; refused")
-                if a.ndim != 1:
-                    raise InputError(path, f"array {k!r} has shape {a.shape}, expected one dimension")
-                arrays[k] = a
-            scalars = {}
-            for k in SCALAR_KEYS:
-                if k in names:
-                    try:
-                        v = z[k]
-                    except ValueError as e:
-                        raise InputError(path, f"scalar {k!r} cannot be loaded without pickle ({e})") from None
-                    scalars[k] = v.item() if v.ndim == 0 else v
-    except InputError:
-        raise
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
-        raise InputError(path, f"damaged .npz: {e}") from None
+    members = load_npz(path, set(ARRAY_KEYS) | set(SCALAR_KEYS), max_items=MAX_VOCAB_IDS)
+    missing = [k for k in ARRAY_KEYS if k not in members]
+    if missing:
+        raise InputError(path, f"missing key(s) {', '.join(missing)} (have: {', '.join(sorted(members)) or 'none'})")
+    arrays = {}
+    for k in ARRAY_KEYS:
+        a = members[k]
+        if a.ndim != 1:
+            raise InputError(path, f"array {k!r} has shape {a.shape}, expected one dimension")
+        arrays[k] = a
+    scalars = {k: _scalar(members[k]) for k in SCALAR_KEYS if k in members}
     n = {k: len(a) for k, a in arrays.items()}
     if len(set(n.values())) != 1:
         raise InputError(path, "array lengths differ: " + ", ".join(f"{k}={v}" for k, v in n.items()))
     bb = arrays["base_bytes"]
-    if not (np.issubdtype(bb.dtype, np.integer)):
+    if not np.issubdtype(bb.dtype, np.integer) or bb.dtype == np.bool_:
         raise InputError(path, f"base_bytes has dtype {bb.dtype}, expected an integer type")
     for k in ("has_leading_space", "is_boundary_token"):
         a = arrays[k]
@@ -125,12 +112,16 @@ def load_meta(path: str | Path) -> MetaTable:
     if len(bb) == 0:
         raise InputError(path, "empty meta: zero ids")
     vs = scalars.get("vocab_size")
-    if vs is not None and not isinstance(vs, (int, np.integer)):
-        raise InputError(path, f"vocab_size is {vs!r}, expected an integer")
+    if vs is not None and (isinstance(vs, (bool, np.bool_)) or not isinstance(vs, (int, np.integer))):
+        raise InputError(path, f"vocab_size is {str(vs)[:40]!r}, expected an integer")
+    if vs is not None and not 0 <= int(vs) <= MAX_VOCAB_IDS:
+        raise InputError(path, f"vocab_size {int(vs):,} is outside 0..{MAX_VOCAB_IDS:,} (audit/budgets.py)")
+    fv = scalars.get("format_version", 1)
+    fv = int(fv) if isinstance(fv, (int, np.integer)) and not isinstance(fv, (bool, np.bool_)) and abs(int(fv)) < 2**31 else -1
     return MetaTable(base_bytes=bb, has_leading_space=arrays["has_leading_space"],
                      is_boundary_token=arrays["is_boundary_token"],
                      tokenizer_kind=str(scalars.get("tokenizer_kind", "")),
                      source_model_name=str(scalars.get("source_model_name", "")),
                      vocab_size=int(vs) if vs is not None else len(bb),
-                     format_version=int(scalars.get("format_version", 1)) if isinstance(scalars.get("format_version", 1), (int, np.integer)) else -1,
+                     format_version=fv,
                      path=path)

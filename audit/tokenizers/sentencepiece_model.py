@@ -23,6 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from audit import chunked
+from audit.budgets import MAX_SP_MODEL_BYTES, MAX_VOCAB_IDS, check_file_size, over
 from audit.errors import InputError
 from audit.formats.docs import DocBytes
 from audit.formats.meta import MetaTable
@@ -56,20 +57,36 @@ class SentencePieceTokenizer(Tokenizer):
 
     @classmethod
     def load(cls, path: str | Path) -> "SentencePieceTokenizer":
+        """Parse a .model; every failure, table building included, is an InputError naming it."""
         import sentencepiece as spm
 
         path = Path(path)
         if not path.is_file():
             raise InputError(path, "no such file")
-        data = path.read_bytes()
+        check_file_size(path, MAX_SP_MODEL_BYTES, "SentencePiece model")
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise InputError(path, f"cannot read: {e.strerror or e}") from None
         sp = spm.SentencePieceProcessor()
         try:
             sp.LoadFromSerializedProto(data)
         except Exception as e:  # the library raises RuntimeError/OSError on a bad proto
             raise InputError(path, f"not a SentencePiece model: {' '.join(str(e).split())[:160]}") from None
-        if sp.vocab_size() <= 0:
+        n = sp.vocab_size()
+        if n <= 0:
             raise InputError(path, "SentencePiece model with no pieces")
-        return cls(sp, path)
+        if n > MAX_VOCAB_IDS:
+            raise over(path, "piece count", n, MAX_VOCAB_IDS, "pieces")
+        try:
+            return cls(sp, path)
+        except InputError:
+            raise
+        except (UnicodeError, RuntimeError, ValueError, TypeError, OverflowError, IndexError) as e:
+            # e.g. a TrainerSpec string (unk_surface) that is not UTF-8: the library parses it,
+            # then fails when a decode returns it
+            raise InputError(path, f"SentencePiece model unusable while building its id tables: "
+                                   f"{type(e).__name__}: {' '.join(str(e).split())[:120]}") from None
 
     # ---- tables -------------------------------------------------------------------------
     def _build_tables(self) -> None:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+from audit.budgets import MAX_TM_BINARY_BYTES, MAX_VOCAB_IDS, TM_MIN_ENTRY_BYTES, check_file_size, over
 from audit.errors import InputError
 from audit.tokenizers.tokenmonster.vocab import MAX_KEY, NONE_ID, Entry, Vocab
 
 HEADER = 24
-MAX_FILE = 64 * 1024 * 1024  # real vocabularies are well under 1 MB
+TAIL = 256 + 3  # begin-byte table and deleted-token count
+MIN_DELETED_BYTES = 1 + 1 + 3 + 4  # len, key ≥ 1, id, score
 
 
 def _u24(b: bytes, o: int) -> int:
@@ -57,14 +59,22 @@ class _Reader:
 
 def read_binary(path: str | Path) -> Vocab:
     path = Path(path)
+    check_file_size(path, MAX_TM_BINARY_BYTES, "TokenMonster vocabulary")
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE:
-            raise InputError(path, f"{size:,} bytes is too large for a TokenMonster vocabulary")
         data = path.read_bytes()
     except OSError as e:
         raise InputError(path, f"cannot read: {e.strerror or e}") from None
     return parse_binary(data, path)
+
+
+def _check_counts(path: Path, size: int, vsize: int, n_info: int) -> None:
+    """Header counts against the budget and the file's size, before any table is built."""
+    if vsize > MAX_VOCAB_IDS:
+        raise over(path, "header vocab size", vsize, MAX_VOCAB_IDS, "ids")
+    room = max(0, size - HEADER - TAIL) // TM_MIN_ENTRY_BYTES
+    if n_info > room:
+        raise InputError(path, f"bad header: {n_info:,} token entries cannot fit in {size:,} bytes "
+                               f"(at most {room:,} at {TM_MIN_ENTRY_BYTES} bytes each)")
 
 
 def parse_binary(data: bytes, path: Path | None = None) -> Vocab:
@@ -90,6 +100,7 @@ def parse_binary(data: bytes, path: Path | None = None) -> Vocab:
         raise InputError(path, f"bad header: delete-token id {del_id} is not below the vocab size {vsize}")
     if max_len == 0 or max_len > MAX_KEY:
         raise InputError(path, f"bad header: max token length {max_len} (expected 1..{MAX_KEY})")
+    _check_counts(path, len(data), vsize, n_info)
     r = _Reader(data, path)
     r.o = HEADER
     entries: list[Entry] = []
@@ -112,6 +123,9 @@ def parse_binary(data: bytes, path: Path | None = None) -> Vocab:
         entries.append(Entry(key, tid, score, flag, nw, a1, a2, bool(flag & 64)))
     begin = r.take(256, "the 256-byte begin-byte table")
     n_del = r.u24("deleted-token count")
+    if n_del * MIN_DELETED_BYTES > len(data) - r.o:
+        raise InputError(path, f"bad deleted-token count {n_del:,}: at {MIN_DELETED_BYTES} bytes each they need more "
+                               f"than the {len(data) - r.o:,} bytes left")
     deleted: list[Entry] = []
     for k in range(n_del):
         at = r.o

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from audit.budgets import MAX_TM_YAML_BYTES, MAX_VOCAB_IDS, MAX_YAML_DEPTH, MAX_YAML_NODES, check_file_size, over
 from audit.errors import InputError
 from audit.tokenizers.tokenmonster import capcode as cc
 from audit.tokenizers.tokenmonster import normalize
@@ -22,8 +23,7 @@ from audit.tokenizers.tokenmonster.vocab import MAX_KEY, Entry, Vocab
 HEX_OPEN = "TokenMonsterHexEncode{"
 _HEX_RUN = re.compile(r"TokenMonsterHexEncode\{([^}]*)\}")
 CHARSET_NAMES = {"none": 0, "": 0, "utf-8": 1, "utf8": 1, "utf-16": 2, "utf16": 2}
-MAX_FILE = 256 * 1024 * 1024
-MAX_ID = 0xFFFFFE
+MAX_ID = MAX_VOCAB_IDS - 1
 
 
 def _loader():
@@ -58,11 +58,32 @@ def _int(v, what: str, path: Path, lo: int = 0, hi: int = MAX_ID) -> int:
     return v
 
 
+def _token_text(tok, where: str, path: Path) -> str:
+    """A token string; YAML may type a bare token as a number or null (`1`, `~`)."""
+    if isinstance(tok, str):
+        return tok
+    if tok is None:
+        return ""
+    if isinstance(tok, (int, float)) and not isinstance(tok, bool):
+        text = str(tok) if isinstance(tok, float) or abs(tok) < 10**100 else None
+        if text is not None:
+            return text
+    raise InputError(path, f"{where}: token is a {type(tok).__name__}, expected a string")
+
+
+def _score(v, where: str, path: Path) -> float:
+    if v is None:
+        return 0.0
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, int) and abs(v) > 2**64) \
+            or math.isnan(float(v)):
+        raise InputError(path, f"{where}: score {str(v)[:40]!r} is not a number")
+    return float(v)
+
+
 def read_yaml(path: str | Path) -> Vocab:
     path = Path(path)
+    check_file_size(path, MAX_TM_YAML_BYTES, "TokenMonster YAML")
     try:
-        if path.stat().st_size > MAX_FILE:
-            raise InputError(path, "too large for a TokenMonster vocabulary")
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise InputError(path, f"not UTF-8 text at byte {e.start}") from None
@@ -71,15 +92,46 @@ def read_yaml(path: str | Path) -> Vocab:
     return parse_yaml(text, path)
 
 
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    mark = getattr(e, "problem_mark", None)
+    where = f" at line {mark.line + 1}" if mark is not None else ""
+    return f"not valid YAML{where}: {getattr(e, 'problem', None) or type(e).__name__}"
+
+
+def check_yaml_shape(text: str, path: Path) -> None:
+    """One pass over the parser's events, before anything is built: aliases are refused (an
+    alias bomb expands exponentially once walked; TokenMonster never writes anchors), and the
+    node count and nesting depth are capped."""
+    nodes = depth = 0
+    try:
+        for ev in yaml.parse(text, Loader=_loader()):
+            if isinstance(ev, yaml.AliasEvent) or getattr(ev, "anchor", None) is not None:
+                line = ev.start_mark.line + 1 if ev.start_mark is not None else "?"
+                raise InputError(path, f"YAML anchor or alias at line {line}: refused in a vocabulary "
+                                       f"(alias expansion is unbounded; TokenMonster never writes them)")
+            if isinstance(ev, (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+                nodes += 1
+                if nodes > MAX_YAML_NODES:
+                    raise over(path, "YAML node count", nodes, MAX_YAML_NODES, "nodes")
+            if isinstance(ev, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+                depth += 1
+                if depth > MAX_YAML_DEPTH:
+                    raise over(path, "YAML nesting depth", depth, MAX_YAML_DEPTH, "levels")
+            elif isinstance(ev, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+                depth -= 1
+    except yaml.YAMLError as e:
+        raise InputError(path, _yaml_problem(e)) from None
+
+
 def parse_yaml(text: str, path: Path | None = None) -> Vocab:
     path = path or Path("<yaml>")
+    check_yaml_shape(text, path)
     try:
         doc = yaml.load(text, Loader=_loader())  # noqa: S506 (a safe loader)
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(e, "problem", None) or type(e).__name__
-        raise InputError(path, f"not valid YAML{where}: {problem}") from None
+        raise InputError(path, _yaml_problem(e)) from None
+    except (ValueError, OverflowError, TypeError, RecursionError) as e:  # e.g. a 5,000-digit int
+        raise InputError(path, f"YAML value cannot be read: {' '.join(str(e).split())[:120]}") from None
     if not isinstance(doc, dict):
         raise InputError(path, "not a TokenMonster YAML vocabulary (top level is not a mapping)")
     if "charset" not in doc:
@@ -97,7 +149,7 @@ def parse_yaml(text: str, path: Path | None = None) -> Vocab:
     capcode = _int(capcode, "capcode", path, 0, 2)
     try:
         norm = normalize.parse("none" if doc.get("normalization") is None else doc.get("normalization"))
-    except ValueError as e:
+    except (ValueError, TypeError, AttributeError) as e:
         raise InputError(path, str(e)) from None
     entries: list[Entry] = []
     for section, special in (("tokens", False), ("special", True)):
@@ -108,15 +160,9 @@ def parse_yaml(text: str, path: Path | None = None) -> Vocab:
             where = f"{section}[{k}]"
             if not isinstance(it, dict) or "token" not in it or "id" not in it:
                 raise InputError(path, f"{where}: expected a mapping with 'token' and 'id'")
-            tok = it["token"]
-            if not isinstance(tok, str):
-                tok = "" if tok is None else str(tok) if isinstance(tok, (int, float)) else None
-                if tok is None:
-                    raise InputError(path, f"{where}: token is not a string")
+            tok = _token_text(it["token"], where, path)
             tid = _int(it["id"], f"{where}: id", path)
-            score = it.get("score", 0.0)
-            if isinstance(score, bool) or not isinstance(score, (int, float)) or math.isnan(float(score)):
-                raise InputError(path, f"{where}: score {score!r} is not a number")
+            score = _score(it.get("score", 0.0), where, path)
             encoded = it.get("encoded", False)
             if not isinstance(encoded, bool):
                 raise InputError(path, f"{where}: encoded is {encoded!r}, expected true or false")
@@ -131,11 +177,15 @@ def parse_yaml(text: str, path: Path | None = None) -> Vocab:
     if not entries:
         raise InputError(path, "no tokens")
     deleted = []
-    for k, it in enumerate(doc.get("delete") or []):
+    dels = doc.get("delete") or []
+    if not isinstance(dels, list):
+        raise InputError(path, "'delete' is not a list")
+    for k, it in enumerate(dels):
         if not isinstance(it, dict) or "token" not in it:
             raise InputError(path, f"delete[{k}]: expected a mapping with 'token'")
-        key = token_bytes(str(it["token"]), charset, f"delete[{k}]", path)
-        deleted.append(Entry(key, _int(it.get("id", 0), f"delete[{k}]: id", path), float(it.get("score", 0.0) or 0.0)))
+        where = f"delete[{k}]"
+        key = token_bytes(_token_text(it["token"], where, path), charset, where, path)
+        deleted.append(Entry(key, _int(it.get("id", 0), f"{where}: id", path), _score(it.get("score", 0.0), where, path)))
     vsize = max(e.id for e in entries) + 1
     unk = doc.get("unk-id")
     unk_id = None
