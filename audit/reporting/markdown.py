@@ -15,7 +15,7 @@ from audit.reporting.summary import summary_line
 from audit.reporting.text import fmt_value, show_text
 
 _ICON = {"error": "❌", "warning": "⚠️", "info": "ℹ️"}
-_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]|#"} | {"<": "&lt;", ">": "&gt;", "@": "&#64;"})
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*[]|"} | {"<": "&lt;", ">": "&gt;", "@": "&#64;"})
 
 
 def md_text(s: str) -> str:

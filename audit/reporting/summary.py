@@ -28,7 +28,7 @@ def summary_line(r: Report, width: int = 80) -> str:
     counts = f"{plural(len(r.errors), 'error')}, {plural(len(r.warnings), 'warning')}"
     core = f": {r.final_verdict} — {counts}"
     subject = show_text(r.subject)
-    subject = truncate_middle(subject, max(24, width - len(core) - 8))
+    subject = truncate_middle(subject, max(24, width - len(core) - (13 if r.errors or r.warnings else 0)))
     ids = rule_ids(r)
     tail = ""
     for n in range(min(len(ids), MAX_IDS), 0, -1):
