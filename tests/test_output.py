@@ -348,3 +348,32 @@ def test_trainer_help_and_no_torch_message(tmp_path):
     assert p.returncode == 2
     assert p.stderr.strip() == ("error: the trainer needs torch, which the audit-only install leaves out: "
                                 "pip install 'golfcheck[trainer]' (or `make venv` in a checkout)")
+
+
+def test_tokenizer_audit_diff_names_characters_and_keeps_doc_drift(tmp_path):
+    import numpy as np
+
+    from audit.formats.shards import write_shard
+    from audit.tokenizer_audit import audit_tokenizer
+    from audit.tokenizers.sentencepiece_model import SentencePieceTokenizer
+    from conftest import shared_path
+
+    model = shared_path("tokenizers", "sp1024", "fineweb_1024_bpe.model")
+    tok = SentencePieceTokenizer.load(model)
+    texts = ["Das M\xe4dchen liest ein Buch.", "Hello world, again.", "Noch ein M\xe4dchen."]
+    stream = np.array([x for t in texts for x in [1] + tok.encode(t)], np.uint16)
+    write_shard(tmp_path / "val.bin", stream)
+    tok.canonical_meta().save(tmp_path / "c.meta.npz")
+    src = tmp_path / "texts"
+    src.mkdir()
+    for k, t in enumerate(texts):  # document 0's source spells ä as a + combining diaeresis (NFD)
+        (src / f"{k:05d}.txt").write_text(t.replace("\xe4", "a\u0308") if k == 0 else t, encoding="utf-8")
+    (rep,) = audit_tokenizer(str(tmp_path / "c.meta.npz"), tokenizer=str(model), val=str(tmp_path / "val.bin"),
+                             source=str(src))
+    (f,) = [x for x in rep.findings if x.rule_id == "TOK014"]
+    assert ("decoded has U+00E4 LATIN SMALL LETTER A WITH DIAERESIS where source has "
+            "U+0061 LATIN SMALL LETTER A, U+0308 COMBINING DIAERESIS") in f.message
+    assert "\\u0308" not in f.message and "\\xe4" not in f.message
+    term = render("terminal", [rep])
+    assert "decoded: Das Mädchen" in term and "^ first difference" in term
+    assert list(rep.plot_data["doc_drift"]) == [-1, 0, 0]  # NFD spends one more byte in document 0

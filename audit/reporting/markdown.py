@@ -73,7 +73,10 @@ def render_report(r: Report, level: int = 2, plots: list[tuple[str, str]] | None
         for f in r.sorted_findings():
             if f.evidence:
                 lines.append(f"<details><summary>{md_text(f.rule_id)} evidence</summary>\n")
-                lines += _table(["key", "value"], [[k, v] for k, v in f.evidence.items()])
+                diff = f.evidence.get("text_diff")
+                if isinstance(diff, list) and diff:
+                    lines += ["```text", *[show_text(str(x)).replace("```", "`\u200b``") for x in diff], "```", ""]
+                lines += _table(["key", "value"], [[k, v] for k, v in f.evidence.items() if k != "text_diff"])
                 lines.append("\n</details>\n")
     else:
         lines += ["No findings.", ""]

@@ -97,6 +97,12 @@ def print_report(r: Report, console: Console) -> None:
         console.print(_summary_table(r))
     if r.findings:
         console.print(_findings_table(r))
+        for f in r.sorted_findings():
+            diff = f.evidence.get("text_diff")
+            if isinstance(diff, list) and diff:
+                console.print(Text(f"{f.rule_id}: first text difference", style="bold"))
+                for line in diff:  # no wrapping: the ^ marker stays under its character
+                    console.print(Text("  " + show_text(str(line))), soft_wrap=True)
         fixes = [f for f in r.sorted_findings() if f.fix and f.severity.value != "info"]
         if fixes:
             console.print(Text("How to fix", style="bold"))
