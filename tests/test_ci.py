@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -148,21 +147,3 @@ def test_record_folder_and_escaping():
     assert record_folder("src/records/a/b/c") is None
     a = annotation("error", "50% done\nnext", file="a,b:c.py", line=3, title="SUB001 x")
     assert a == "::error file=a%2Cb%3Ac.py,line=3,title=SUB001 x::50%25 done%0Anext"
-
-
-def _legacy_workflow_is_safe():
-    import yaml
-
-    wf = Path(__file__).resolve().parents[1] / ".github" / "workflows" / "records-audit.yml"
-    doc = yaml.safe_load(wf.read_text())
-    on = doc.get("on", doc.get(True))  # YAML 1.1 reads a bare `on` key as True
-    assert "pull_request" in on and "pull_request_target" not in on
-    assert doc["permissions"] == {"contents": "read"}
-    text = wf.read_text()
-    assert "secrets." not in text
-    steps = doc["jobs"]["audit"]["steps"]
-    toolkit = next(s for s in steps if s.get("with", {}).get("path") == "toolkit")
-    assert toolkit["with"]["ref"] == "${{ github.event.pull_request.base.sha }}"
-    run = " ".join(s.get("run", "") for s in steps)
-    assert "torch==2.13.0" in run and "audit ci" in run and "pull_request.head.sha" in run
-    assert "pip install ./toolkit" in run and "pip install ./pr" not in run

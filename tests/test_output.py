@@ -19,7 +19,7 @@ from audit.cli.common import run_guarded
 from audit.report import Report, Table
 from audit.reporting import render
 from audit.reporting.comment import MAX_LINES_PER_RECORD
-from audit.reporting.github import MAX_PER_LEVEL, annotation, report_annotations
+from audit.reporting.github import MAX_PER_LEVEL, report_annotations
 from audit.reporting.summary import summary_line
 from audit.reporting.text import fmt_value, show_text, text_diff, truncate_middle
 from audit.rules import catalogue
@@ -183,8 +183,15 @@ def test_comment_is_short_per_record():
     first = per_record[0].splitlines()
     assert "**invalid** — 13 errors, 12 warnings" in first[0]
     assert "mean val_bpb (logs) **1.0805** · 3 seed(s)" in first[1]
-    assert any("**SUB014** train_seed0.log: 810.4 s used of 600 s" in ln for ln in first)
-    assert "more in the job summary" in first[-1]
+    assert any("**SUB014** train_seed0.log: 810.4 s used of 600 s (`train_seed0.log:64`) (+12 more like it)" in ln
+               for ln in first)
+    assert first[-1].endswith("(+11 more like it)")
+    many = Report(kind="submission", subject="records/t/many", verdict="invalid")
+    ids = [r.id for r in catalogue().values() if r.severity.value == "error"][:12]
+    for i in ids:
+        many.add(catalogue()[i].finding(f"problem {i}"))
+    lines = render("comment", [many]).strip().splitlines()[3:]
+    assert len(lines) <= MAX_LINES_PER_RECORD and lines[-1].startswith("- … 5 more in the job summary")
     assert "http" not in text
 
 

@@ -45,11 +45,17 @@ def record_lines(r: Report, artifact: str = "golfcheck-report") -> list[str]:
     if scores:
         lines.append(f"- {scores}")
     reasons = [f for f in r.sorted_findings() if f.severity.value != "info"]
+    groups: dict[str, list] = {}  # one line per rule: its first finding, and how many like it
+    for f in reasons:
+        groups.setdefault(f.rule_id, []).append(f)
     room = MAX_LINES_PER_RECORD - len(lines) - 1  # keep one line for "n more"
-    for f in reasons[:min(TOP_REASONS, room)]:
+    shown = list(groups.values())[:min(TOP_REASONS, room)]
+    for fs in shown:
+        f = fs[0]
         where = f" ({md_code(f'{f.file}:{f.line}' if f.line else f.file)})" if f.file else ""
-        lines.append(f"- **{f.rule_id}** {md_text(_shorten(f.message))}{where}")
-    more = len(reasons) - min(TOP_REASONS, room, len(reasons))
+        like = f" (+{len(fs) - 1} more like it)" if len(fs) > 1 else ""
+        lines.append(f"- **{f.rule_id}** {md_text(_shorten(f.message))}{where}{like}")
+    more = len(reasons) - sum(len(fs) for fs in shown)
     if more:
         lines.append(f"- … {more} more in the job summary and the `{artifact}` artifact")
     return lines
