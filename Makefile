@@ -1,6 +1,7 @@
 # Two commands matter: `make demo` (the main job on bundled data) and `make test`.
-# Both create .venv on first use. torch is pinned to the local CPU wheel (2.13.0):
-# an unpinned torch would pull gigabytes of CUDA wheels.
+# Both create .venv on first use, with every extra they use (trainer, plots, dev). torch is
+# installed first, pinned to the CPU wheel (2.13.0): an unpinned torch would pull gigabytes of
+# CUDA wheels. `pip install .` alone is the audit without torch.
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
@@ -12,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "torch==2.13.0"
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -e ".[trainer,plots,dev]"
 	touch $(STAMP)
 
 venv: $(STAMP)

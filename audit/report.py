@@ -1,7 +1,8 @@
 """What every audit returns: a `Report` of findings plus the figures behind them.
 
 One model for all front ends (tokenizer, submission, CI, trainer gate); the writers in
-`audit.reporting` render it as a rich terminal table, JSON (versioned schema) or Markdown.
+`audit.reporting` render it (terminal, JSON with a versioned schema, Markdown, GitHub annotations,
+SARIF, the PR comment).
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ class Report:
     summary: dict[str, Any] = field(default_factory=dict)  # headline figures, in order
     tables: list[Table] = field(default_factory=list)
     verdict: str | None = None  # overrides the default pass/fail wording when set
+    # Series for `--plots` (audit/plots.py), not part of the JSON: "doc_drift" (per-document
+    # meta − reference bytes) for a tokenizer audit, "seed_curves" (see plots.plot_seed_curves)
+    # for a submission audit.
+    plot_data: dict[str, Any] = field(default_factory=dict)
 
     def add(self, finding: Finding | None) -> None:
         if finding is not None:

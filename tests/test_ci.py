@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -88,11 +88,57 @@ def test_audit_ci_no_record_changes_exit_0(repo, capsys):
     assert "no record folders" in capsys.readouterr().out
 
 
-def test_audit_ci_bad_revision_is_one_line(repo, capsys):
-    r, _, _ = repo
-    assert run_guarded(cli, ["ci", "--repo", str(r), "--base", "nope"]) == 2
+@pytest.mark.parametrize("option", ["--base", "--head"])
+def test_audit_ci_bad_revision_is_one_line_naming_it(repo, capsys, option):
+    r, base, _ = repo
+    argv = ["ci", "--repo", str(r), "--base", base, option, "nope"]
+    assert run_guarded(cli, argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "\n" not in err
+    assert f"{option} 'nope' is not a commit in this repository" in err
+
+
+def test_audit_ci_comment_sarif_and_policy(repo, tmp_path, capsys):
+    r, base, head = repo
+    comment, sarif = tmp_path / "comment.md", tmp_path / "ci.sarif"
+    argv = ["ci", "--repo", str(r), "--base", base, "--head", head, "-q", "--comment", str(comment),
+            "--format", "sarif", "-o", str(sarif)]
+    assert run_guarded(cli, argv) == 1
+    text = comment.read_text()
+    assert "2026-05-02_bad`: **invalid**" in text and "2026-05-01_good`: **record**" in text
+    doc = json.loads(sarif.read_text())
+    uris = {x["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for x in doc["runs"][0]["results"]}
+    assert "records/track_10min_16mb/2026-05-02_bad/README.md" in uris
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1].endswith("2026-05-02_bad: invalid — " + out[-1].split("invalid — ")[1])
+    assert any(ln.startswith("::error file=records/track_10min_16mb/2026-05-02_bad/") for ln in out)
+    # a policy file inside the pull request's tree is not read; an explicit --config is
+    (r / "golfcheck.toml").write_text('exit-zero = true\n')
+    assert run_guarded(cli, ["ci", "--repo", str(r), "--base", base, "--head", head, "-q"]) == 1
+    assert run_guarded(cli, ["ci", "--repo", str(r), "--base", base, "--head", head, "-q",
+                             "--config", str(r / "golfcheck.toml")]) == 0
+    assert run_guarded(cli, ["ci", "--repo", str(r), "--base", base, "--head", head, "-q", "--exit-zero"]) == 0
+
+
+def test_audit_ci_file_name_cannot_spoof_a_workflow_command(tmp_path, capsys):
+    r = tmp_path / "pg"
+    r.mkdir()
+    git(r, "init", "-q", "-b", "main")
+    (r / "README.md").write_text("challenge\n")
+    git(r, "add", "-A")
+    git(r, "commit", "-q", "-m", "base")
+    base = git(r, "rev-parse", "HEAD")
+    # track "t[" and name "]x…": the record folder records/t[/]x… holds a closing markup tag
+    name = "]x\n::error file=README.md,line=1::spoofed by a folder name"
+    make_record(r / "records" / "t[", name, readme=GOOD_README.format(mean=1.08) + "\nNo TTT.\n")
+    git(r, "add", "-A")
+    git(r, "commit", "-q", "-m", "PR")
+    code = run_guarded(cli, ["ci", "--repo", str(r), "--base", base, "--head", "HEAD"])
+    assert code == 1  # before the fix: exit 2 (MarkupError), or a spoofed line in the output
+    out = capsys.readouterr().out
+    commands = [ln for ln in out.splitlines() if ln.lstrip().startswith("::")]
+    assert commands and all(ln.startswith("::error file=records/t[/]x%0A%3A%3Aerror file=README.md%2Cline=1")
+                            and ",title=SUB" in ln for ln in commands)
 
 
 def test_record_folder_and_escaping():
@@ -101,21 +147,3 @@ def test_record_folder_and_escaping():
     assert record_folder("src/records/a/b/c") is None
     a = annotation("error", "50% done\nnext", file="a,b:c.py", line=3, title="SUB001 x")
     assert a == "::error file=a%2Cb%3Ac.py,line=3,title=SUB001 x::50%25 done%0Anext"
-
-
-def test_workflow_is_safe():
-    import yaml
-
-    wf = Path(__file__).resolve().parents[1] / ".github" / "workflows" / "records-audit.yml"
-    doc = yaml.safe_load(wf.read_text())
-    on = doc.get("on", doc.get(True))  # YAML 1.1 reads a bare `on` key as True
-    assert "pull_request" in on and "pull_request_target" not in on
-    assert doc["permissions"] == {"contents": "read"}
-    text = wf.read_text()
-    assert "secrets." not in text
-    steps = doc["jobs"]["audit"]["steps"]
-    toolkit = next(s for s in steps if s.get("with", {}).get("path") == "toolkit")
-    assert toolkit["with"]["ref"] == "${{ github.event.pull_request.base.sha }}"
-    run = " ".join(s.get("run", "") for s in steps)
-    assert "torch==2.13.0" in run and "audit ci" in run and "pull_request.head.sha" in run
-    assert "pip install ./toolkit" in run and "pip install ./pr" not in run

@@ -28,14 +28,16 @@ def test_cli_record_and_invalid_with_summary(tmp_path, capsys):
     assert verdicts == {"a_good": "record", "b_bad": "invalid"}
     text = md.read_text()
     assert "a_good" in text and "b_bad" in text and "SUB022" in text
-    printed = capsys.readouterr().out
-    assert "Summary" in printed and "record" in printed
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-2].endswith("a_good: record — 0 errors, 0 warnings")
+    assert printed[-1].endswith("b_bad: invalid — 1 error, 0 warnings (SUB022)")
 
 
 def test_cli_pass_exit_0_quiet(tmp_path, capsys):
     d = make_record(tmp_path)
     assert run(["submission", str(d), "-q"]) == 0
-    assert capsys.readouterr().out == ""
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and out.endswith(": record — 0 errors, 0 warnings\n")  # the verdict line only
 
 
 @pytest.mark.parametrize("argv,needle", [

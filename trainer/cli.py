@@ -25,15 +25,24 @@ def _resolve(preset, config_file, sets, **extra):
     return resolve_config(preset, config_file, kv)
 
 
+NO_TORCH = ("error: the trainer needs torch, which the audit-only install leaves out: "
+            "pip install 'golfcheck[trainer]' (or `make venv` in a checkout)")
+
+
 def _guard(fn):
     try:
         return fn()
     except InputError as e:
         click.echo(f"error: {e.one_line()}", err=True)
         sys.exit(2)
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] != "torch":
+            raise
+        click.echo(NO_TORCH, err=True)
+        sys.exit(2)
 
 
-@click.group()
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """golfcheck's gated reference trainer."""
 
@@ -45,7 +54,8 @@ def main() -> None:
 @click.option("--records-dir", default=None, help="Where record folders go (default ./records).")
 @click.option("--reports-dir", default=None, help="Where gate reports go (default ./reports).")
 @click.option("--run-name", default=None, help="Record folder name (default: date_preset_seed_time).")
-@click.option("--seed", type=int, default=None)
+@click.option("--seed", type=int, default=None,
+              help="Random seed of the run (default 1337; overrides --config and --set). A record needs 3 or more seeds.")
 @click.option("--quiet", is_flag=True, help="Do not echo the training log.")
 def run(preset, config_file, sets, records_dir, reports_dir, run_name, seed, quiet):
     """Train with the gate: tokenizer audit first, compliance checks after, record only on pass."""

@@ -8,14 +8,15 @@ import numpy as np
 
 from audit import chunked
 from audit.formats.docs import DocBytes
+from audit.reporting.text import show_bytes
 
 EXCERPT = 24  # bytes each side of the first difference
 
 
 def escape(b: bytes) -> str:
-    """A short, one-line, unambiguous rendering of bytes (UTF-8 where valid, \\xNN otherwise)."""
-    s = b.decode("utf-8", errors="backslashreplace")
-    return s.encode("unicode_escape").decode("ascii").replace("\\\\x", "\\x")
+    """A one-line rendering of bytes: text where UTF-8 is valid, control characters and invalid
+    bytes as \\xNN, once (not Python's repr, which hid `ä` behind `\\xe4`)."""
+    return show_bytes(b)
 
 
 @dataclass
@@ -26,6 +27,8 @@ class BadDoc:
     len_b: int
     excerpt_a: str
     excerpt_b: str
+    raw_a: bytes = field(default=b"", repr=False)  # the excerpts' bytes, for a named-character diff
+    raw_b: bytes = field(default=b"", repr=False)
 
     def row(self) -> list:
         return [self.doc, self.offset, self.len_a, self.len_b, self.excerpt_a, self.excerpt_b]
@@ -53,7 +56,8 @@ def first_difference(a: bytes, b: bytes) -> int:
 def bad_doc(k: int, a: bytes, b: bytes) -> BadDoc:
     off = first_difference(a, b)
     lo = max(off - EXCERPT, 0)
-    return BadDoc(k, off, len(a), len(b), escape(a[lo:off + EXCERPT]), escape(b[lo:off + EXCERPT]))
+    ea, eb = a[lo:off + EXCERPT], b[lo:off + EXCERPT]
+    return BadDoc(k, off, len(a), len(b), escape(ea), escape(eb), ea, eb)
 
 
 def compare_docs(a: DocBytes, b: DocBytes, max_examples: int = 20) -> DocComparison:

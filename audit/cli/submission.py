@@ -18,7 +18,7 @@ from audit.cli.common import emit, output_options
 @click.option("--allow-missing-code", is_flag=True,
               help="Audit a published record that does not ship train_gpt.py (missing code is a warning).")
 @output_options
-def submission_cmd(paths, sota, allow_missing_code, json_path, md_path, quiet) -> int:
+def submission_cmd(paths, sota, allow_missing_code, out) -> int:
     """Audit record folder(s): files, logs, sizes, times, claims, legality, statistics, tokenizer.
 
     PATH is a record folder or a folder of record folders. Exit 0: every record valid
@@ -29,6 +29,6 @@ def submission_cmd(paths, sota, allow_missing_code, json_path, md_path, quiet) -
     from audit.submission.api import sota_values
 
     sota_values(sota)  # a bad --sota is an input error before any work
-    check_outputs({"--json": json_path, "--markdown": md_path}, [*paths, sota])
+    check_outputs({"--json": out.json_path, "--markdown": out.md_path, "--output": out.output}, [*paths, sota])
     reports = audit_paths(paths, sota=sota, allow_missing_code=allow_missing_code)
-    return emit(reports, json_path, md_path, quiet, title="Submission audit")
+    return emit(reports, out, title="Submission audit", start=paths[0])

@@ -30,18 +30,15 @@ from audit.cli.common import emit, output_options
               help="Write the canonical meta to this NEW path and re-audit it.")
 @output_options
 def tokenizer_cmd(meta, tokenizer, val, data_root, source, source_val, source_tokenizer, docs, bos_id,
-                  seq_len, stride, claimed_bpb, strict, fix_out, json_path, md_path, quiet) -> int:
+                  seq_len, stride, claimed_bpb, strict, fix_out, out) -> int:
     """Audit META (*.meta.npz) against its tokenizer and, with val data, the byte accounting.
 
     Without val data only the static checks run. Exit 0 pass, 1 error findings, 2 bad input."""
-    from audit import progress
     from audit.atomic import check_outputs
     from audit.tokenizer_audit import AuditOptions, audit_tokenizer
     from audit.tokenizer_audit.options import AUTO
 
-    if quiet:
-        progress.set_enabled(False)
-    check_outputs({"--json": json_path, "--markdown": md_path, "--fix": fix_out}, [
+    check_outputs({"--json": out.json_path, "--markdown": out.md_path, "--output": out.output, "--fix": fix_out}, [
         meta, tokenizer, val, data_root and data_root / "manifest.json", source, source_val, source_tokenizer, docs])
     options = AuditOptions(
         tokenizer=str(tokenizer) if tokenizer is not None else None, val=val, data_root=data_root,
@@ -49,4 +46,4 @@ def tokenizer_cmd(meta, tokenizer, val, data_root, source, source_val, source_to
         bos_id=AUTO if bos_id is None else bos_id, seq_len=seq_len, stride=stride,
         claimed_bpb=claimed_bpb, strict=strict, fix_out=fix_out)
     reports = audit_tokenizer(meta, options)
-    return emit(reports, json_path, md_path, quiet, title="Tokenizer audit")
+    return emit(reports, out, title="Tokenizer audit", start=meta)

@@ -14,6 +14,7 @@ from audit.errors import InputError
 from audit.formats.meta import MetaTable, load_meta
 from audit.progress import progress
 from audit.report import Report, Table
+from audit.reporting.text import text_diff
 from audit.rules import Finding, Severity
 from audit.tokenizer_audit import rules as R
 from audit.tokenizer_audit.inputs import default_source, load_source, reconciliation_pair, resolve
@@ -117,6 +118,9 @@ def _audit(meta: MetaTable, meta_path: Path, res, cache: dict, opts: AuditOption
                                  sidecar=res.sidecar, seq_len=opts.seq_len, stride=opts.stride,
                                  max_examples=opts.max_examples)
         _val_findings(rep, acc, tok, opts.strict, opts.claimed_bpb, summary)
+        ref = acc.source if acc.source is not None else acc.decoded
+        if acc.has_docs and ref is not None and ref.n_docs == len(acc.meta_per_doc):
+            rep.plot_data["doc_drift"] = acc.meta_per_doc - ref.lengths  # for --plots
         if src is not None and src.kind in ("sp1024", "docs"):
             _reconcile(rep, res, cache, opts, src, acc)
     if tok is not None:
@@ -234,10 +238,11 @@ def _val_findings(rep: Report, acc: Accounting, tok, strict: bool, claimed_bpb, 
         summary["bad documents"] = cmp_.n_bad
         if cmp_.n_bad:
             first = cmp_.examples[0]
+            diff = text_diff(first.raw_a, first.raw_b, labels=("decoded", "source"))
             rep.add(R.BAD_DOCS.finding(
                 f"{cmp_.n_bad:,} of {cmp_.n_docs:,} documents do not decode to their source bytes "
-                f"(first: doc {first.doc} at byte {first.offset}: {first.excerpt_a!r} vs {first.excerpt_b!r})",
-                {"bad_docs": cmp_.n_bad, "docs": cmp_.n_docs,
+                f"(first: doc {first.doc} at byte {first.offset:,}: {diff[-1]})",
+                {"bad_docs": cmp_.n_bad, "docs": cmp_.n_docs, "text_diff": diff,
                  "first": [e.row() for e in cmp_.examples[:5]]}, severity=strict_severity(strict)))
             rep.tables.append(Table("Bad documents (decoded vs source)",
                                     ["doc", "first diff at", "decoded len", "source len", "decoded", "source"],
