@@ -91,6 +91,7 @@ RULE_MODULES = (
     "audit.tokenizer_audit.rules",
     "audit.tokenizers.tokenmonster.rules",
     "audit.submission.rules",
+    "audit.submission.preflight",
     "trainer.gate_rules",
 )
 

@@ -97,6 +97,9 @@ def test_specific_numbers(reports):
     assert round(r.summary["mean val_bpb (logs)"], 5) == 1.06335  # from the eval-only ttt_pr1767 logs
     r = reports["2026-04-06_SP8192_HessianSDClip_ProgressiveRecurrence"]
     assert r.summary["seeds"] == 3 and any(f.rule_id == "SUB044" for f in r.findings)  # train.log is a copy
+    curves = reports["2026-04-29_SmearGateBOSFix_3Seed_1.06141"].plot_data["seed_curves"]
+    assert set(curves) == {"seed 42", "seed 314", "seed 1234"}  # for --plots: one curve per scored run
+    assert all(c["val_bpb"] and len(c["train_loss_vs_time"]) > 10 for c in curves.values())
 
 
 def test_denominator_on_every_accepted_log(reports):

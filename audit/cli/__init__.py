@@ -21,12 +21,13 @@ def cli() -> None:
 
 
 def _attach() -> None:
-    from audit.cli import ci, rules, submission, tokenizer
+    from audit.cli import ci, preflight, rules, submission, tokenizer
 
     cli.add_command(rules.rules_cmd)
     cli.add_command(tokenizer.tokenizer_cmd)
     cli.add_command(submission.submission_cmd)
     cli.add_command(ci.ci_cmd)
+    cli.add_command(preflight.preflight_cmd)
 
 
 _attach()

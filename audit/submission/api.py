@@ -39,6 +39,7 @@ def audit_submission(record_dir, *, sota=None, allow_missing_code: bool = False)
             rep.extend(out)
     _summary(facts, rep, summary)
     _tables(facts, rep, tables)
+    rep.plot_data["seed_curves"] = seed_curves(facts)
     rep.verdict = _verdict(facts, rep)
     return rep
 
@@ -135,6 +136,17 @@ def _summary(facts: RecordFacts, rep: Report, computed: dict) -> None:
     if facts.code is not None and facts.code.analysis.unpacked:
         rep.summary["code wrapper"] = " / ".join(facts.code.analysis.unpacked) + " (unpacked statically)"
     rep.summary.update(computed)
+
+
+def seed_curves(facts: RecordFacts) -> dict:
+    """Per scored run, the curves `audit.plots.plot_seed_curves` draws (val BPB by step, train loss
+    by wall time): a throttled seed ends early in the first and lags in the second."""
+    out = {}
+    for s in facts.scores:
+        label = f"seed {s.seed}" if s.seed is not None else s.run.name
+        if s.run.val_curve or s.run.train_curve:
+            out[label] = {"val_bpb": list(s.run.val_curve), "train_loss_vs_time": list(s.run.train_curve)}
+    return out
 
 
 def _verdict(facts: RecordFacts, rep: Report) -> str:
