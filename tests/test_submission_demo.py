@@ -26,14 +26,14 @@ def test_bundled_examples_have_the_expected_verdicts():
         assert r.passed == (not name.startswith(("invalid", "bad")))
 
 
-def test_fifty_record_folders_under_ten_seconds(tmp_path):
+def test_fifty_record_folders_under_ten_cpu_seconds(tmp_path):
     for i in range(50):
         opts = {} if i % 2 else {"readme": GOOD_README.format(mean=1.08) + "\nNo TTT.\n",
                                  "code": code_with(order="train-first")}
         make_record(tmp_path, f"r{i:02d}", **opts)
-    t = time.perf_counter()
+    t = time.process_time()  # CPU seconds, not wall time: the machine may be busy
     reps = audit_paths([tmp_path], sota=1.1147)
-    dt = time.perf_counter() - t
+    dt = time.process_time() - t
     assert len(reps) == 50 and dt < 10, dt
     assert sum(r.final_verdict == "invalid" for r in reps) == 25
 
