@@ -87,7 +87,8 @@ def check(rec: RecordFolder, logs: list[SeedLog], summary: dict,
         try:
             from audit.tokenizer_audit import audit_tokenizer  # lazy: a sibling package
 
-            reports: list[Report] = audit_tokenizer(meta, tokenizer=tok)
+            # only a tokenizer paired inside the folder; no discovery that could leave it
+            reports: list[Report] = audit_tokenizer(meta, tokenizer=tok, discover=False)
         except InputError as e:
             findings.append(TOKENIZER_UNVERIFIED.finding(
                 f"the shipped meta {rel} cannot be verified: {e.problem}",

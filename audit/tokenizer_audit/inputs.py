@@ -96,7 +96,7 @@ def _manifest_hit(meta_path: Path, opts):
             raise InputError(man.path, f"no tokenizer entry ships the meta {meta_path.name} (by meta_path, "
                                        f"or an artifact named {tokenizer_stem(meta_path.name)}.*)")
         return man, hit[0], hit[1]
-    if opts.tokenizer is not None:
+    if opts.tokenizer is not None or not opts.discover:
         return None, None, None
     man = find_manifest_for_meta(meta_path)
     if man is None:
@@ -149,6 +149,9 @@ def resolve(meta_path: Path, meta_len: int, opts) -> Resolved:
     if opts.tokenizer is not None:
         r.tokenizer = as_tokenizer(opts.tokenizer)
         r.tokenizer_origin = "given"
+    elif r.tokenizer is None and not opts.discover:
+        r.missing_tokenizer = ("no tokenizer inside the record folder pairs with this meta (files outside it, "
+                               "links included, are not opened): ship the tokenizer beside the meta")
     elif r.tokenizer is None:
         _find_beside(r, meta_path, meta_len)
     if bos_id == AUTO:

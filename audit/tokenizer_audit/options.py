@@ -28,6 +28,9 @@ class AuditOptions:
     strict: bool = False
     fix_out: Path | None = None
     max_examples: int = 20
+    # False: use only the tokenizer given, never look for one (the submission audit passes the one it
+    # paired inside the record folder, so no file outside the folder, e.g. a symlink's target, is opened)
+    discover: bool = True
 
     def __post_init__(self):
         validate(self.seq_len, self.stride)
