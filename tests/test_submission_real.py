@@ -127,3 +127,23 @@ def test_custom_tokenizer_without_meta_cannot_be_verified(tmp_path, fx):
                                                                      "val_tokens": 64_576_000}))
     f = next(f for f in off.errors if f.rule_id == "SUB034")
     assert "cannot be verified" in f.message and fx.model.name[:-6] in f.message
+
+
+def test_link_out_of_the_folder_is_never_opened(tmp_path, fx):
+    """A tokenizer linked from outside the record folder is reported (SUB007) and not used: with
+    discovery the tokenizer audit would have found the link beside the meta and passed."""
+    import os
+
+    from audit.tokenizer_audit import audit_tokenizer
+
+    d = make_record(tmp_path, "linked")
+    os.symlink(fx.model, d / "tok.model")
+    shutil.copy(fx.meta, d / "tok.meta.npz")
+    alone = audit_tokenizer(d / "tok.meta.npz")[0]  # on its own, the audit finds the link beside the meta
+    assert alone.summary["tokenizer ids"] == 1024
+    rep = audit_submission(d)
+    assert any(f.rule_id == "SUB007" and "not followed" in f.message for f in rep.findings)
+    assert not any("tokenizer ids" in str(t.title) for t in rep.tables)
+    assert not any("tok.model, the only tokenizer" in str(v) for v in rep.summary.values())
+    assert any("record folder" in f.message and "pairs with this meta" in f.message for f in rep.findings), \
+        [(f.rule_id, f.message) for f in rep.findings]
