@@ -385,3 +385,13 @@ def test_oversized_json(tmp_path):
     d = make_record(tmp_path)
     (d / "submission.json").write_text('{"name": "' + "x" * 2_000_000 + '"}')
     assert "SUB005" in ids(audit(d))
+
+
+def test_denominator_against_a_given_val_set(tmp_path):
+    """The trainer's gate audits a run on its own fixture val set: SUB041 checks that set's bytes."""
+    tokens = 91_279
+    d = make_record(tmp_path, log_options={"val_tokens": tokens})
+    assert "SUB041" in ids(audit(d), "error")  # against the challenge's 151,080,633 bytes: off
+    from record_factory import BYTES_PER_TOKEN
+
+    assert "SUB041" not in ids(audit(d, val_bytes=round(tokens * BYTES_PER_TOKEN)), "error")

@@ -24,9 +24,12 @@ from audit.submission.record import scan
 NOT_A_RECORD_VERDICT = "not a record folder"
 
 
-def audit_submission(record_dir, *, sota=None, allow_missing_code: bool = False) -> Report:
+def audit_submission(record_dir, *, sota=None, allow_missing_code: bool = False,
+                     val_bytes: int | None = None) -> Report:
+    """`val_bytes`: the byte count of the val set the logs scored, when it is not the challenge's
+    fixed 151,080,633-byte set (the trainer's gate on its own fixture data); SUB041 checks against it."""
     facts = build(Path(record_dir), allow_missing_code=allow_missing_code,
-                  sota=sota_values(sota) if sota is not None else (None, None))
+                  sota=sota_values(sota) if sota is not None else (None, None), val_bytes=val_bytes)
     rep = Report("submission", str(record_dir))
     summary, tables = {}, []
     for mod in all_checks():

@@ -68,6 +68,7 @@ class RecordFacts:
     allow_missing_code: bool = False
     unreadable: tuple[tuple[str, str], ...] = ()  # (log, why)
     sota: tuple = (None, None)  # (values or value, label) of --sota
+    val_bytes: int | None = None  # the val set's byte count when it is not the challenge's (a trainer's toy run)
 
     def rel(self, p: Path) -> str:
         return self.folder.rel(p)
@@ -81,7 +82,8 @@ class RecordFacts:
         return [s.metric.val_bpb for s in self.scores]
 
 
-def build(record_dir: Path, *, allow_missing_code: bool = False, sota: tuple = (None, None)) -> RecordFacts:
+def build(record_dir: Path, *, allow_missing_code: bool = False, sota: tuple = (None, None),
+          val_bytes: int | None = None) -> RecordFacts:
     root = Path(record_dir)
     if not root.exists():
         raise InputError(root, "no such record folder")
@@ -103,7 +105,7 @@ def build(record_dir: Path, *, allow_missing_code: bool = False, sota: tuple = (
         code=_code_facts(rec), logs=tuple(logs), runs=tuple(runs), copies=tuple(copies),
         scores=tuple(_scores(runs, sub)), claims=claims,
         record_track=_record_track(root, sub), not_a_record=is_not_a_record(rec),
-        allow_missing_code=allow_missing_code, unreadable=tuple(unreadable), sota=sota)
+        allow_missing_code=allow_missing_code, unreadable=tuple(unreadable), sota=sota, val_bytes=val_bytes)
 
 
 def _record_track(root: Path, sub: dict | None) -> bool:

@@ -52,6 +52,7 @@ def check(facts: "RecordFacts") -> Outcome:
     out: list[Finding] = []
     ratios = []
     scored = {id(s.run): s for s in facts.scores}
+    val_bytes = facts.val_bytes or VAL_BYTES
     for lg in facts.runs:
         if not lg.val_tokens:
             continue
@@ -64,7 +65,7 @@ def check(facts: "RecordFacts") -> Outcome:
                                          mb[0].decimals + mb[0].loss_decimals))
         ref = best[1]
         odd = [(m, b) for m, b in figs if abs(b / ref - 1) > TOLERANCE]
-        ratio = ref / VAL_BYTES
+        ratio = ref / val_bytes
         ratios.append(ratio)
         s = scored.get(id(lg))
         if odd:
@@ -75,25 +76,25 @@ def check(facts: "RecordFacts") -> Outcome:
                 severity=Severity.INFO, file=lg.name, line=odd[0][0].line))
         if abs(ratio - 1) <= TOLERANCE:
             continue
-        out.append(_off(facts, lg, best[0], ref, ratio, s))
+        out.append(_off(facts, lg, best[0], ref, ratio, s, val_bytes))
     if ratios:
         worst = max(ratios, key=lambda r: abs(r - 1))
-        text = (f"{min(ratios) * VAL_BYTES:,.0f}–{max(ratios) * VAL_BYTES:,.0f} bytes implied "
+        text = (f"{min(ratios) * val_bytes:,.0f}–{max(ratios) * val_bytes:,.0f} bytes implied "
                 f"({(worst - 1) * 100:+.4f} % at most)")
     else:
         text = "not checkable: no log prints a val token count"
     return Outcome(out, {"byte denominator (logs)": text})
 
 
-def _off(facts, lg, metric, ref, ratio, s) -> Finding:
+def _off(facts, lg, metric, ref, ratio, s, val_bytes: int) -> Finding:
     claimed = s.metric.val_bpb if s is not None else metric.val_bpb
     corrected = claimed * ratio
-    ev = {"log": lg.name, "val_tokens": lg.val_tokens, "implied_bytes": round(ref), "val_bytes": VAL_BYTES,
+    ev = {"log": lg.name, "val_tokens": lg.val_tokens, "implied_bytes": round(ref), "val_bytes": val_bytes,
           "ratio": ratio, "claimed_bpb": claimed, "corrected_bpb": corrected, "metric": metric.label,
           "cause": _cause(lg, ratio)}
     return DENOMINATOR.finding(
         f"{lg.name}: {lg.val_tokens:,} tokens × val_loss {metric.loss_text} / (val_bpb {metric.bpb_text} × ln 2) "
-        f"= {ref:,.0f} bytes, {(ratio - 1) * 100:+.2f} % vs the {VAL_BYTES:,}-byte val set; corrected score "
+        f"= {ref:,.0f} bytes, {(ratio - 1) * 100:+.2f} % vs the {val_bytes:,}-byte val set; corrected score "
         f"{claimed:.5f} × {ratio:.4f} = {corrected:.5f}" + (f" ({ev['cause']})" if ev["cause"] else ""),
         ev, file=lg.name, line=metric.line)
 

@@ -26,7 +26,7 @@ def denominator_ok(facts: "RecordFacts") -> bool | None:
         if b is None:
             continue
         seen = True
-        if abs(b / VAL_BYTES - 1) > TOLERANCE:
+        if abs(b / (facts.val_bytes or VAL_BYTES) - 1) > TOLERANCE:
             return False
     return True if seen else None
 
