@@ -55,7 +55,8 @@ def _report(n_errors=2, n_warnings=1, subject="records/track_10min_16mb/2026-05-
 
 # --- 1. verdict first and last ---------------------------------------------------------------------
 
-def test_terminal_starts_and_ends_with_the_verdict_lines(tmp_path, capsys):
+def test_terminal_starts_and_ends_with_the_verdict_lines(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")  # piped output of an 80-column terminal
     make_record(tmp_path / "recs", "a_good")
     make_record(tmp_path / "recs", "b_bad", readme=GOOD_README.format(mean=1.08) + "\nNo TTT.\n")
     assert run(["submission", str(tmp_path / "recs")]) == 1
@@ -65,6 +66,7 @@ def test_terminal_starts_and_ends_with_the_verdict_lines(tmp_path, capsys):
     assert lines[-1].endswith("b_bad: invalid — 1 error, 0 warnings (SUB022)")
     assert any(ln.endswith("b_bad: invalid — 1 error, 0 warnings (SUB022)") for ln in lines[1:-2])
     assert not any(ANSI.search(ln) for ln in lines)  # piped: no colour
+    assert max(len(ln) for ln in lines) <= 80  # nothing cut, nothing wider than the terminal
 
 
 def test_quiet_prints_only_the_verdict_lines(tmp_path, capsys):

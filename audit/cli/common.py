@@ -162,8 +162,9 @@ def write_outputs(reports, out: OutputOptions, *, title: str | None = None, plot
     if stdout_taken:
         text = render("terminal", reports, quiet=True, color=use_color(sys.stderr), width=_width(sys.stderr))
         sys.stderr.write(text)
-    else:
-        sys.stdout.write(render("terminal", reports, quiet=out.quiet, color=use_color(sys.stdout),
+    else:  # the full terminal rendering, unless it was just written to a file
+        to_file = any(fmt == "terminal" for fmt, _ in targets)
+        sys.stdout.write(render("terminal", reports, quiet=out.quiet or to_file, color=use_color(sys.stdout),
                                 width=_width(sys.stdout)))
         sys.stdout.flush()
 
