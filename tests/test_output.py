@@ -340,7 +340,7 @@ def test_audit_help_imports_neither_numpy_nor_torch():
             "try:\n    cli.main(['--help'], standalone_mode=False)\nexcept SystemExit:\n    pass\n"
             "for sub in ('submission', 'tokenizer', 'ci', 'rules'):\n"
             "    try:\n        cli.main([sub, '--help'], standalone_mode=False)\n    except SystemExit:\n        pass\n"
-            "bad = [m for m in ('numpy', 'torch', 'matplotlib') if m in sys.modules]\n"
+            "bad = [m for m in ('numpy', 'torch', 'matplotlib', 'rich') if m in sys.modules]\n"
             "print('HEAVY', bad)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
     assert "HEAVY []" in out, out[-500:]
