@@ -386,3 +386,9 @@ def test_tokenizer_audit_diff_names_characters_and_keeps_doc_drift(tmp_path):
     term = render("terminal", [rep])
     assert "decoded: Das Mädchen" in term and "^ first difference" in term
     assert list(rep.plot_data["doc_drift"]) == [-1, 0, 0]  # NFD spends one more byte in document 0
+
+
+def test_counts_keep_separators_identifiers_do_not():
+    assert fmt_value(50000, "docs") == "50,000" and fmt_value(1200, "ids") == "1,200"
+    assert fmt_value(50000, "doc") == "50000" and fmt_value(1024, "line") == "1024"
+    assert fmt_value([42, 1337], "seeds") == "42, 1337" and fmt_value(8191, "token id") == "8191"
