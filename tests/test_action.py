@@ -116,6 +116,7 @@ def test_documented_comment_workflow_never_runs_pull_request_code():
     wf = _load(path)
     assert list(wf["on"]) == ["workflow_run"] and wf["on"]["workflow_run"]["workflows"] == ["records-audit"]
     assert wf["permissions"]["pull-requests"] == "write" and wf["permissions"]["contents"] == "read"
+    assert "pull_request_target" not in wf["on"]
     steps = wf["jobs"]["comment"]["steps"]
     assert not any(s.get("uses", "").startswith("actions/checkout") for s in steps)
     for s in steps:

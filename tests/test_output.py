@@ -55,7 +55,8 @@ def _report(n_errors=2, n_warnings=1, subject="records/track_10min_16mb/2026-05-
 
 # --- 1. verdict first and last ---------------------------------------------------------------------
 
-def test_terminal_starts_and_ends_with_the_verdict_lines(tmp_path, capsys):
+def test_terminal_starts_and_ends_with_the_verdict_lines(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")  # piped output of an 80-column terminal
     make_record(tmp_path / "recs", "a_good")
     make_record(tmp_path / "recs", "b_bad", readme=GOOD_README.format(mean=1.08) + "\nNo TTT.\n")
     assert run(["submission", str(tmp_path / "recs")]) == 1
@@ -65,6 +66,7 @@ def test_terminal_starts_and_ends_with_the_verdict_lines(tmp_path, capsys):
     assert lines[-1].endswith("b_bad: invalid — 1 error, 0 warnings (SUB022)")
     assert any(ln.endswith("b_bad: invalid — 1 error, 0 warnings (SUB022)") for ln in lines[1:-2])
     assert not any(ANSI.search(ln) for ln in lines)  # piped: no colour
+    assert max(len(ln) for ln in lines) <= 80  # nothing cut, nothing wider than the terminal
 
 
 def test_quiet_prints_only_the_verdict_lines(tmp_path, capsys):
@@ -338,7 +340,7 @@ def test_audit_help_imports_neither_numpy_nor_torch():
             "try:\n    cli.main(['--help'], standalone_mode=False)\nexcept SystemExit:\n    pass\n"
             "for sub in ('submission', 'tokenizer', 'ci', 'rules'):\n"
             "    try:\n        cli.main([sub, '--help'], standalone_mode=False)\n    except SystemExit:\n        pass\n"
-            "bad = [m for m in ('numpy', 'torch', 'matplotlib') if m in sys.modules]\n"
+            "bad = [m for m in ('numpy', 'torch', 'matplotlib', 'rich') if m in sys.modules]\n"
             "print('HEAVY', bad)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
     assert "HEAVY []" in out, out[-500:]
@@ -384,3 +386,9 @@ def test_tokenizer_audit_diff_names_characters_and_keeps_doc_drift(tmp_path):
     term = render("terminal", [rep])
     assert "decoded: Das Mädchen" in term and "^ first difference" in term
     assert list(rep.plot_data["doc_drift"]) == [-1, 0, 0]  # NFD spends one more byte in document 0
+
+
+def test_counts_keep_separators_identifiers_do_not():
+    assert fmt_value(50000, "docs") == "50,000" and fmt_value(1200, "ids") == "1,200"
+    assert fmt_value(50000, "doc") == "50000" and fmt_value(1024, "line") == "1024"
+    assert fmt_value([42, 1337], "seeds") == "42, 1337" and fmt_value(8191, "token id") == "8191"

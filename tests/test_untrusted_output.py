@@ -72,3 +72,10 @@ def test_cli_with_markup_in_the_record_path(tmp_path, capsys):
     d = make_record(tmp_path / "[" / "]recs", "rec")
     assert run_guarded(cli, ["submission", str(d)]) == 0
     assert "[/]recs" in capsys.readouterr().out
+
+
+def test_error_line_with_a_crafted_path_stays_one_line(tmp_path, capsys):
+    bad = str(tmp_path / "missing\n::error file=README.md::spoofed")
+    assert run_guarded(cli, ["submission", bad]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and "missing\\x0a::error" in err

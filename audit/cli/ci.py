@@ -50,7 +50,7 @@ def ci_cmd(base, head, repo, sota, comment_path, out) -> int:
 
     --markdown F writes the job summary; --json F / --format sarif -o F the machine formats."""
     from audit.atomic import check_outputs
-    from audit.cli.common import make_plots, resolve_policy, write_outputs, _write
+    from audit.cli.common import make_plots, resolve_policy, write_output, write_outputs
     from audit.report import exit_code
     from audit.reporting import render
     from audit.reporting.markdown import render_ci_summary
@@ -78,9 +78,9 @@ def ci_cmd(base, head, repo, sota, comment_path, out) -> int:
     if out.md_path is not None:
         md = summary if plots is None else render_ci_summary(res.base, res.head, res.folders, reports,
                                                               plots.relative_to_file(out.md_path))
-        _write(out.md_path, md)
+        write_output(out.md_path, md)
     if comment_path is not None:
-        _write(comment_path, render("comment", reports))
+        write_output(comment_path, render("comment", reports))
 
     rest = dataclasses.replace(out, md_path=None)
     fmt_to_stdout = rest.fmt not in (None, "terminal") and rest.output is None

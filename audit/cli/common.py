@@ -120,7 +120,7 @@ def _width(stream) -> int:
         return 100
 
 
-def _write(dest: Path, text: str) -> None:
+def write_output(dest: Path, text: str) -> None:
     if str(dest) == "-":
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -158,12 +158,13 @@ def write_outputs(reports, out: OutputOptions, *, title: str | None = None, plot
         opts = {"title": title}
         if fmt == "markdown" and plots:
             opts["plots"] = plots.relative_to_file(dest)
-        _write(dest, render(fmt, reports, **opts, color=False, width=100, quiet=out.quiet))
+        write_output(dest, render(fmt, reports, **opts, color=False, width=100, quiet=out.quiet))
     if stdout_taken:
         text = render("terminal", reports, quiet=True, color=use_color(sys.stderr), width=_width(sys.stderr))
         sys.stderr.write(text)
-    else:
-        sys.stdout.write(render("terminal", reports, quiet=out.quiet, color=use_color(sys.stdout),
+    else:  # the full terminal rendering, unless it was just written to a file
+        to_file = any(fmt == "terminal" for fmt, _ in targets)
+        sys.stdout.write(render("terminal", reports, quiet=out.quiet or to_file, color=use_color(sys.stdout),
                                 width=_width(sys.stdout)))
         sys.stdout.flush()
 

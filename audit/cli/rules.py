@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from audit.errors import InputError
-from audit.rules import catalogue, lookup
 
 
 @click.command("rules")
@@ -16,6 +13,11 @@ from audit.rules import catalogue, lookup
 @click.option("--markdown", "as_markdown", is_flag=True, help="Print the catalogue as Markdown (docs/rules.md).")
 def rules_cmd(rule_id: str | None, family: str | None, as_markdown: bool) -> int:
     """List every rule, or explain RULE_ID (an id like TOK001 or a name)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from audit.rules import catalogue, lookup
+
     console = Console()
     if rule_id:
         r = lookup(rule_id)

@@ -21,7 +21,8 @@ from typing import Any
 MISSING = "—"
 
 # Column or key names whose integers are identifiers: "1,337" is wrong for a seed or a token id.
-_ID_WORDS = re.compile(r"(?:^|[\s_(\[])(?:id|ids|seed|seeds|line|lines|doc|docs|document|pr|rank|world)"
+# ("ids", "docs", "lines" are counts and keep their separators; "seeds" usually lists seeds.)
+_ID_WORDS = re.compile(r"(?:^|[\s_(\[])(?:id|seed|seeds|line|doc|document|pr|rank|world)"
                        r"(?:$|[\s_)\]:])", re.IGNORECASE)
 
 
