@@ -136,6 +136,15 @@ def _summary(facts: RecordFacts, rep: Report, computed: dict) -> None:
         rep.summary["mean val_bpb (logs)"] = round(S.mean(vals), 8)
         if len(vals) > 1:
             rep.summary["std val_bpb (logs, ddof=1)"] = round(S.std(vals), 8)
+    from audit.submission.checks.seeds import _claimed_mean
+
+    key, claimed = _claimed_mean(facts)
+    if claimed is not None:
+        rep.summary[f"claimed {key}"] = float(claimed)
+    ratios = [f.evidence["ratio"] for f in rep.findings if f.rule_id == "SUB041" and "ratio" in f.evidence]
+    if claimed is not None and ratios:
+        worst = max(ratios, key=lambda r: abs(r - 1))
+        rep.summary["corrected val_bpb (byte denominator)"] = round(float(claimed) * worst, 5)
     if facts.code is not None and facts.code.analysis.unpacked:
         rep.summary["code wrapper"] = " / ".join(facts.code.analysis.unpacked) + " (unpacked statically)"
     rep.summary.update(computed)
