@@ -96,7 +96,7 @@ def read_lines_capped(path: str | Path, *, max_line: int = MAX_LOG_LINE_CHARS,
             total += len(raw)
             if len(raw) > max_line and not raw.endswith(b"\n"):
                 while raw and not raw.endswith(b"\n"):  # skip the rest of an overlong line
-                    raw = fh.readline(1 << 20)
+                    raw = fh.readline(64 * KiB)
                     total += len(raw)
                     check(path, "bytes read", total, max_bytes, "bytes")
                 yield lineno, None
