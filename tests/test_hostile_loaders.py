@@ -171,7 +171,7 @@ def test_yaml_delete_entry_with_list_score(tmp_path, capsys):
 
 
 def test_yaml_alias_bomb(tmp_path, capsys):
-    p = H.yaml_alias_bomb(tmp_path / "bomb.yaml", pad=900)  # ~77 KB; 9^9 strings once expanded
+    p = H.yaml_alias_bomb(tmp_path / "bomb.yaml", pad=960)  # ~77 KB; 9^9 strings once expanded
     assert 60_000 < p.stat().st_size < 100_000
     assert peak_mb(lambda: read_yaml(p)) < 8
     meta = tmp_path / "m.meta.npz"
