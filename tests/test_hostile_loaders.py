@@ -230,3 +230,18 @@ def test_sentencepiece_trainer_spec_string_not_utf8(tmp_path, capsys):
     meta = tmp_path / "m.meta.npz"
     PureByteTokenizer().canonical_meta().save(meta)
     refused(["tokenizer", meta, "--tokenizer", p, "-q"], p, capsys, problem="building its id tables")
+
+
+# ---- the last resort names the file and step ----------------------------------------------------
+def test_unexpected_failure_names_file_and_step(env, capsys, monkeypatch):
+    import audit.formats.meta as meta_mod
+
+    def boom(*a, **k):
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(meta_mod, "load_npz", boom)
+    _, meta, _ = env
+    rc = run_guarded(cli, ["tokenizer", str(meta), "--tokenizer", "purebyte", "-q"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert err == f"error: {meta}: internal error while reading a meta archive: RuntimeError: simulated bug"

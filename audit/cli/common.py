@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from audit.errors import InputError
+from audit.errors import InputError, describe_unexpected
 from audit.report import Report, exit_code
 
 
@@ -34,7 +34,7 @@ def run_guarded(cmd: click.Command, argv: list[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 - last line of defence: never a traceback
         if os.environ.get("GOLFCHECK_DEBUG"):
             raise
-        click.echo(f"error: internal error: {type(e).__name__}: {' '.join(str(e).split())}", err=True)
+        click.echo(f"error: {describe_unexpected(e)}", err=True)  # names the file and step when tagged
         return 2
     return rv if isinstance(rv, int) else 0
 

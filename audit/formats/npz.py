@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from audit import budgets as B
-from audit.errors import InputError
+from audit.errors import InputError, stepped
 
 STORED, DEFLATED, BZIP2, LZMA = 0, 8, 12, 14
 METHOD_NAMES = {STORED: "stored", DEFLATED: "deflate", BZIP2: "bzip2", LZMA: "lzma"}
@@ -170,6 +170,7 @@ def parse_npy(path: Path, name: str, raw: bytearray, max_items: int) -> np.ndarr
     return arr.reshape(shape)
 
 
+@stepped("reading an .npz archive")
 def load_npz(path: str | Path, keys: set[str] | None = None, *, max_items: int = B.MAX_VOCAB_IDS) -> dict[str, np.ndarray]:
     """The members of an .npz (only `keys` when given) as arrays, every budget checked first."""
     path = Path(path)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from audit.budgets import MAX_CI_BLOB_BYTES, MAX_CI_ENTRIES, MAX_CI_TREE_BYTES, check
-from audit.errors import InputError
+from audit.errors import InputError, stepped
 from audit.report import Report
 from audit.reporting.github import report_annotations
 from audit.reporting.markdown import render_report
@@ -191,6 +191,7 @@ class _CatFile:
         self.proc.wait()
 
 
+@stepped("extracting a record folder from git")
 def extract_tree(repo: Path, head: str, folder: str, dest: Path) -> Path:
     """The head's `folder` written below `dest` from git objects; returns dest/tree/<folder>.
 

@@ -11,7 +11,7 @@ import struct
 from pathlib import Path
 
 from audit.budgets import MAX_TM_BINARY_BYTES, MAX_VOCAB_IDS, TM_MIN_ENTRY_BYTES, check_file_size, over
-from audit.errors import InputError
+from audit.errors import InputError, stepped
 from audit.tokenizers.tokenmonster.vocab import MAX_KEY, NONE_ID, Entry, Vocab
 
 HEADER = 24
@@ -57,6 +57,7 @@ class _Reader:
         return self.d[self.o - n:self.o]
 
 
+@stepped("reading a TokenMonster .vocab")
 def read_binary(path: str | Path) -> Vocab:
     path = Path(path)
     check_file_size(path, MAX_TM_BINARY_BYTES, "TokenMonster vocabulary")

@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from audit.budgets import MAX_TM_YAML_BYTES, MAX_VOCAB_IDS, MAX_YAML_DEPTH, MAX_YAML_NODES, check_file_size, over
-from audit.errors import InputError
+from audit.errors import InputError, stepped
 from audit.tokenizers.tokenmonster import capcode as cc
 from audit.tokenizers.tokenmonster import normalize
 from audit.tokenizers.tokenmonster.vocab import MAX_KEY, Entry, Vocab
@@ -80,6 +80,7 @@ def _score(v, where: str, path: Path) -> float:
     return float(v)
 
 
+@stepped("reading a TokenMonster YAML vocabulary")
 def read_yaml(path: str | Path) -> Vocab:
     path = Path(path)
     check_file_size(path, MAX_TM_YAML_BYTES, "TokenMonster YAML")
