@@ -245,3 +245,13 @@ def test_unexpected_failure_names_file_and_step(env, capsys, monkeypatch):
     err = capsys.readouterr().err.strip()
     assert rc == 2
     assert err == f"error: {meta}: internal error while reading a meta archive: RuntimeError: simulated bug"
+
+
+def test_tokenmonster_ids_without_entries_are_bounded(tmp_path):
+    p = H.vocab_id_bomb(tmp_path / "1m.vocab", claimed=1_000_000)  # under the id cap, 600 entries
+    with pytest.raises(InputError, match="1,000,000 ids for 600 token entries"):
+        read_binary(p)
+    y = tmp_path / "sparse.yaml"
+    y.write_text("charset: utf-8\ncapcode: 0\ntokens:\n  - {token: a, id: 900000, encoded: true}\n")
+    with pytest.raises(InputError, match="ids reach 900,000 with only 1 tokens"):
+        read_yaml(y)
