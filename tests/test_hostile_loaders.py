@@ -255,3 +255,17 @@ def test_tokenmonster_ids_without_entries_are_bounded(tmp_path):
     y.write_text("charset: utf-8\ncapcode: 0\ntokens:\n  - {token: a, id: 900000, encoded: true}\n")
     with pytest.raises(InputError, match="ids reach 900,000 with only 1 tokens"):
         read_yaml(y)
+
+
+def test_manifest_beside_a_vocabulary_names_the_file(tmp_path, capsys):
+    """`{"tokenizers": 5}` in the manifest.json beside a TokenMonster vocabulary. The backend's
+    manifest reader is hardened separately; whatever it raises, the line names the vocabulary."""
+    p = tmp_path / "v.yaml"
+    p.write_text("charset: utf-8\ncapcode: 0\ntokens:\n  - {token: a, id: 0, score: 0.5, encoded: true}\n")
+    (tmp_path / "manifest.json").write_text('{"tokenizers": 5}')
+    meta = tmp_path / "m.meta.npz"
+    PureByteTokenizer().canonical_meta().save(meta)
+    rc = run_guarded(cli, ["tokenizer", str(meta), "--tokenizer", str(p), "-q"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "\n" not in err
+    assert err.startswith((f"error: {p}: ", f"error: {tmp_path / 'manifest.json'}: ")), err

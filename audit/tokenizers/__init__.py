@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from audit.errors import InputError
+from audit.errors import InputError, stepped
 from audit.tokenizers.base import Tokenizer
 
 
+@stepped("loading a tokenizer")  # an unexpected failure still names the file and the step
 def load_tokenizer(path: str | Path) -> Tokenizer:
     spec = str(path)
     if spec.startswith("purebyte"):
