@@ -117,8 +117,9 @@ def list_tree(repo: Path, head: str, folder: str) -> list[TreeEntry]:
         parts = tuple(path.split("/"))
         if any(p in ("", ".", "..") for p in parts) or not path.startswith(folder + "/"):
             raise InputError(repo, f"head tree entry {path!r} has an empty, '.' or '..' path component; refused")
-        if mode not in ("100644", "100755", "120000", "160000"):
-            raise InputError(repo, f"head tree entry {path!r} has unsupported mode {mode}; refused")
+        want = "commit" if mode == "160000" else "blob"
+        if mode not in ("100644", "100755", "120000", "160000") or kind != want or not (size.isdigit() or size == "-"):
+            raise InputError(repo, f"head tree entry {path!r} has unsupported mode {mode} ({kind}); refused")
         entries.append(TreeEntry(mode, sha, -1 if size == "-" else int(size), parts))
     check(repo, f"entries in {folder}", len(entries), MAX_CI_ENTRIES)
     seen: set[tuple[str, ...]] = set()
@@ -173,7 +174,7 @@ class _CatFile:
         self.proc.stdin.write(sha.encode() + b"\n")
         self.proc.stdin.flush()
         header = self.proc.stdout.readline(200).split()
-        if len(header) != 3 or header[1] != b"blob" or int(header[2]) != size:
+        if len(header) != 3 or header[1] != b"blob" or header[2] != str(size).encode():
             raise InputError(self.repo, f"git cat-file: unexpected answer {b' '.join(header)[:80]!r} for {sha}")
         left = size
         while left:
