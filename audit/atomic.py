@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from audit.errors import InputError
+from audit.errors import InputError, stepped
 
 _KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
           (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"), (stat.S_ISLNK, "a symbolic link"))
@@ -80,6 +80,7 @@ def check_outputs(outputs: Mapping[str, str | Path | None], inputs: Iterable[str
         taken[ident] = f"the {option} output"
 
 
+@stepped("writing an output")
 def write_bytes_atomic(path: str | Path, data: bytes, *, overwrite: bool = True) -> None:
     path = Path(path)
     kind = non_regular(path)

@@ -29,6 +29,10 @@ MAX_TM_YAML_BYTES = 32 * MiB  # TokenMonster .yaml (real: 116 KB for 1,254 ids, 
 MAX_YAML_NODES = 2_000_000  # YAML nodes (a token item is 9); counted from events before building
 MAX_YAML_DEPTH = 64  # YAML nesting (a vocabulary needs 3); anchors and aliases are refused outright
 TM_MIN_ENTRY_BYTES = 1 + 1 + 1 + 1 + 3 + 3 + 3 + 4  # len, key ≥ 1, flag, n_words, alt1, alt2, id, score
+# TokenMonster ids are dense (every id has an entry; Scylla-998: 998 ids, 1,229 entries), so a
+# header or YAML may name at most this many ids more than it has entries: a 10 KB file cannot
+# claim a million ids
+TM_MAX_IDS_WITHOUT_ENTRY = 4096
 
 # ---- documents and streams --------------------------------------------------------------------
 MAX_DOCS_LINE_BYTES = 64 * MiB  # one docs.jsonl line (one document as JSON)
@@ -96,7 +100,7 @@ def read_lines_capped(path: str | Path, *, max_line: int = MAX_LOG_LINE_CHARS,
             total += len(raw)
             if len(raw) > max_line and not raw.endswith(b"\n"):
                 while raw and not raw.endswith(b"\n"):  # skip the rest of an overlong line
-                    raw = fh.readline(1 << 20)
+                    raw = fh.readline(64 * KiB)
                     total += len(raw)
                     check(path, "bytes read", total, max_bytes, "bytes")
                 yield lineno, None

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["bench_tokenizer_audit.py", "bench_tokenmonster.py", "bench_submission.py", "bench_trainer.py"]
+BENCHES = ["bench_tokenizer_audit.py", "bench_tokenmonster.py", "bench_submission.py", "bench_bombs.py", "bench_trainer.py"]
 
 
 def main() -> int:

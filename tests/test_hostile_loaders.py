@@ -171,7 +171,7 @@ def test_yaml_delete_entry_with_list_score(tmp_path, capsys):
 
 
 def test_yaml_alias_bomb(tmp_path, capsys):
-    p = H.yaml_alias_bomb(tmp_path / "bomb.yaml", pad=900)  # ~77 KB; 9^9 strings once expanded
+    p = H.yaml_alias_bomb(tmp_path / "bomb.yaml", pad=960)  # ~77 KB; 9^9 strings once expanded
     assert 60_000 < p.stat().st_size < 100_000
     assert peak_mb(lambda: read_yaml(p)) < 8
     meta = tmp_path / "m.meta.npz"
@@ -230,3 +230,42 @@ def test_sentencepiece_trainer_spec_string_not_utf8(tmp_path, capsys):
     meta = tmp_path / "m.meta.npz"
     PureByteTokenizer().canonical_meta().save(meta)
     refused(["tokenizer", meta, "--tokenizer", p, "-q"], p, capsys, problem="building its id tables")
+
+
+# ---- the last resort names the file and step ----------------------------------------------------
+def test_unexpected_failure_names_file_and_step(env, capsys, monkeypatch):
+    import audit.formats.meta as meta_mod
+
+    def boom(*a, **k):
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(meta_mod, "load_npz", boom)
+    _, meta, _ = env
+    rc = run_guarded(cli, ["tokenizer", str(meta), "--tokenizer", "purebyte", "-q"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert err == f"error: {meta}: internal error while reading a meta archive: RuntimeError: simulated bug"
+
+
+def test_tokenmonster_ids_without_entries_are_bounded(tmp_path):
+    p = H.vocab_id_bomb(tmp_path / "1m.vocab", claimed=1_000_000)  # under the id cap, 600 entries
+    with pytest.raises(InputError, match="1,000,000 ids for 600 token entries"):
+        read_binary(p)
+    y = tmp_path / "sparse.yaml"
+    y.write_text("charset: utf-8\ncapcode: 0\ntokens:\n  - {token: a, id: 900000, encoded: true}\n")
+    with pytest.raises(InputError, match="ids reach 900,000 with only 1 tokens"):
+        read_yaml(y)
+
+
+def test_manifest_beside_a_vocabulary_names_the_file(tmp_path, capsys):
+    """`{"tokenizers": 5}` in the manifest.json beside a TokenMonster vocabulary. The backend's
+    manifest reader is hardened separately; whatever it raises, the line names the vocabulary."""
+    p = tmp_path / "v.yaml"
+    p.write_text("charset: utf-8\ncapcode: 0\ntokens:\n  - {token: a, id: 0, score: 0.5, encoded: true}\n")
+    (tmp_path / "manifest.json").write_text('{"tokenizers": 5}')
+    meta = tmp_path / "m.meta.npz"
+    PureByteTokenizer().canonical_meta().save(meta)
+    rc = run_guarded(cli, ["tokenizer", str(meta), "--tokenizer", str(p), "-q"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "\n" not in err
+    assert err.startswith((f"error: {p}: ", f"error: {tmp_path / 'manifest.json'}: ")), err

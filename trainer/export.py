@@ -21,7 +21,8 @@ from pathlib import Path
 
 from trainer.config import TrainConfig
 
-BUNDLE = ("audit.errors", "audit.atomic", "audit.formats.shards", "audit.formats.meta",
+BUNDLE = ("audit.errors", "audit.budgets", "audit.atomic", "audit.formats.shards", "audit.formats.npz",
+          "audit.formats.meta",
           "trainer.config", "trainer.data", "trainer.model", "trainer.optim", "trainer.quant",
           "trainer.eval", "trainer.run")
 

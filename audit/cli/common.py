@@ -12,7 +12,8 @@ from pathlib import Path
 
 import click
 
-from audit.errors import InputError
+from audit.errors import InputError, describe_unexpected
+from audit.report import Report, exit_code
 
 
 def run_guarded(cmd: click.Command, argv: list[str] | None = None) -> int:
@@ -36,7 +37,7 @@ def run_guarded(cmd: click.Command, argv: list[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 - last line of defence: never a traceback
         if os.environ.get("GOLFCHECK_DEBUG"):
             raise
-        click.echo(f"error: internal error: {type(e).__name__}: {_safe(' '.join(str(e).split()))}", err=True)
+        click.echo(f"error: {_safe(describe_unexpected(e))}", err=True)  # names the file and step when tagged
         return 2
     return rv if isinstance(rv, int) else 0
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from audit.budgets import MAX_DOCS_LINE_BYTES, MAX_JSON_INT_DIGITS, over
-from audit.errors import InputError
+from audit.errors import InputError, stepped
 
 
 @dataclass
@@ -97,6 +97,7 @@ def _doc_text(raw: bytes, lineno: int, path: Path) -> str:
     return text
 
 
+@stepped("reading docs.jsonl")
 def read_docs_jsonl(path: str | Path, n: int | None = None) -> list[str]:
     """The `text` of the first n documents (all when n is None). Lines split on LF only (a CR is
     JSON whitespace); each line is capped at MAX_DOCS_LINE_BYTES before it is decoded."""
@@ -130,15 +131,19 @@ def write_docs_jsonl(path: str | Path, texts: list[str]) -> None:
     write_text_atomic(path, "".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts))
 
 
+@stepped("reading a folder of text files")
 def read_text_dir(path: str | Path) -> list[bytes]:
     """Every regular file of a folder (not recursive, hidden files skipped), sorted by name, as raw bytes."""
     path = Path(path)
     if not path.is_dir():
         raise InputError(path, "not a folder of text files")
-    files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
-    if not files:
-        raise InputError(path, "folder holds no text files")
-    return [p.read_bytes() for p in files]
+    try:
+        files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+        if not files:
+            raise InputError(path, "folder holds no text files")
+        return [p.read_bytes() for p in files]
+    except OSError as e:
+        raise InputError(e.filename or path, f"cannot read: {e.strerror or e}") from None
 
 
 def texts_to_docbytes(texts: list[str]) -> DocBytes:

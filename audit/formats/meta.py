@@ -11,7 +11,7 @@ import numpy as np
 
 from audit.atomic import write_bytes_atomic
 from audit.budgets import MAX_VOCAB_IDS
-from audit.errors import InputError
+from audit.errors import InputError, stepped
 from audit.formats.npz import load_npz
 
 ARRAY_KEYS = {"base_bytes": np.int16, "has_leading_space": np.bool_, "is_boundary_token": np.bool_}
@@ -76,6 +76,7 @@ def _scalar(a: np.ndarray):
     return a.item() if a.ndim == 0 else a
 
 
+@stepped("reading a meta archive")
 def load_meta(path: str | Path) -> MetaTable:
     """Read a meta archive with every budget checked before allocation (audit/formats/npz.py)."""
     path = Path(path)

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from audit import budgets as B
-from audit.errors import InputError
+from audit.budgets import (MAX_META_FILE_BYTES, MAX_NPY_HEADER_BYTES, MAX_NPZ_MEMBER_BYTES, MAX_NPZ_MEMBERS,
+                           MAX_NPZ_TOTAL_BYTES, MAX_VOCAB_IDS, check, check_file_size)
+from audit.errors import InputError, stepped
 
 STORED, DEFLATED, BZIP2, LZMA = 0, 8, 12, 14
 METHOD_NAMES = {STORED: "stored", DEFLATED: "deflate", BZIP2: "bzip2", LZMA: "lzma"}
@@ -43,10 +44,10 @@ def _eocd_entry_count(fh, size: int) -> int | None:
 
 
 def _infos(path: Path, fh) -> list[zipfile.ZipInfo]:
-    size = B.check_file_size(path, B.MAX_META_FILE_BYTES, ".npz file")
+    size = check_file_size(path, MAX_META_FILE_BYTES, ".npz file")
     declared = _eocd_entry_count(fh, size)
     if declared is not None:
-        B.check(path, "member count", declared, B.MAX_NPZ_MEMBERS)
+        check(path, "member count", declared, MAX_NPZ_MEMBERS)
     fh.seek(0)
     try:
         with zipfile.ZipFile(fh) as z:
@@ -54,7 +55,7 @@ def _infos(path: Path, fh) -> list[zipfile.ZipInfo]:
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, struct.error,
             NotImplementedError, UnicodeDecodeError) as e:
         raise InputError(path, f"not a readable .npz (zip) archive: {' '.join(str(e).split())[:120]}") from None
-    B.check(path, "member count", len(infos), B.MAX_NPZ_MEMBERS)
+    check(path, "member count", len(infos), MAX_NPZ_MEMBERS)
     total = 0
     for info in infos:
         name = info.filename
@@ -63,10 +64,10 @@ def _infos(path: Path, fh) -> list[zipfile.ZipInfo]:
         if info.compress_type not in METHOD_NAMES:
             raise InputError(path, f"member {name!r} uses unsupported compression method {info.compress_type} "
                                    f"(numpy writes stored or deflate; bzip2 and lzma are also read)")
-        B.check(path, f"member {name!r} declared size", info.file_size, B.MAX_NPZ_MEMBER_BYTES, "bytes")
-        B.check(path, f"member {name!r} compressed size", info.compress_size, size, "bytes")
+        check(path, f"member {name!r} declared size", info.file_size, MAX_NPZ_MEMBER_BYTES, "bytes")
+        check(path, f"member {name!r} compressed size", info.compress_size, size, "bytes")
         total += info.file_size
-    B.check(path, "declared size of all members", total, B.MAX_NPZ_TOTAL_BYTES, "bytes")
+    check(path, "declared size of all members", total, MAX_NPZ_TOTAL_BYTES, "bytes")
     return infos
 
 
@@ -142,9 +143,9 @@ def parse_npy(path: Path, name: str, raw: bytearray, max_items: int) -> np.ndarr
     try:
         version = np.lib.format.read_magic(fp)
         if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fp, max_header_size=B.MAX_NPY_HEADER_BYTES)
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fp, max_header_size=MAX_NPY_HEADER_BYTES)
         elif version in ((2, 0), (3, 0)):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp, max_header_size=B.MAX_NPY_HEADER_BYTES)
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp, max_header_size=MAX_NPY_HEADER_BYTES)
         else:
             raise ValueError(f"unsupported NPY version {version}")
     except Exception as e:  # noqa: BLE001 - numpy's header parser (tokenize + literal_eval) raises
@@ -157,7 +158,7 @@ def parse_npy(path: Path, name: str, raw: bytearray, max_items: int) -> np.ndarr
     count = 1
     for s in shape:
         count *= s
-    B.check(path, f"array {name!r} length", count, max_items, "items")
+    check(path, f"array {name!r} length", count, max_items, "items")
     offset = fp.tell()
     need = count * dtype.itemsize
     if len(raw) - offset != need:
@@ -170,7 +171,8 @@ def parse_npy(path: Path, name: str, raw: bytearray, max_items: int) -> np.ndarr
     return arr.reshape(shape)
 
 
-def load_npz(path: str | Path, keys: set[str] | None = None, *, max_items: int = B.MAX_VOCAB_IDS) -> dict[str, np.ndarray]:
+@stepped("reading an .npz archive")
+def load_npz(path: str | Path, keys: set[str] | None = None, *, max_items: int = MAX_VOCAB_IDS) -> dict[str, np.ndarray]:
     """The members of an .npz (only `keys` when given) as arrays, every budget checked first."""
     path = Path(path)
     try:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from audit.atomic import write_bytes_atomic
-from audit.errors import InputError
+from audit.errors import InputError, stepped
 
 MAGIC = 20240520
 VERSION = 1
@@ -20,6 +20,7 @@ HEADER_WORDS = 256
 HEADER_BYTES = HEADER_WORDS * 4
 
 
+@stepped("reading a token shard header")
 def read_header(path: str | Path) -> int:
     """Validate the header and file length; return the token count."""
     path = Path(path)
@@ -27,10 +28,13 @@ def read_header(path: str | Path) -> int:
         raise InputError(path, "no such file")
     if not path.is_file():
         raise InputError(path, "not a regular file")
-    size = path.stat().st_size
-    if size < HEADER_BYTES:
-        raise InputError(path, f"truncated shard: {size} bytes, shorter than the {HEADER_BYTES}-byte header")
-    header = np.fromfile(path, dtype="<i4", count=HEADER_WORDS)
+    try:
+        size = path.stat().st_size
+        if size < HEADER_BYTES:
+            raise InputError(path, f"truncated shard: {size} bytes, shorter than the {HEADER_BYTES}-byte header")
+        header = np.fromfile(path, dtype="<i4", count=HEADER_WORDS)
+    except OSError as e:
+        raise InputError(path, f"cannot read: {e.strerror or e}") from None
     if int(header[0]) != MAGIC:
         raise InputError(path, f"wrong magic {int(header[0])} (expected {MAGIC}): not a token shard")
     if int(header[1]) != VERSION:
@@ -48,6 +52,7 @@ def read_header(path: str | Path) -> int:
     return count
 
 
+@stepped("mapping a token shard")
 def read_shard(path: str | Path) -> np.ndarray:
     """The shard's uint16 values, memory-mapped read-only."""
     count = read_header(path)
@@ -55,7 +60,10 @@ def read_shard(path: str | Path) -> np.ndarray:
         return np.zeros(0, dtype=np.uint16)
     # A plain ndarray view of the map: lazy like np.memmap, without the subclass overhead that
     # makes fancy indexing with it several times slower.
-    return np.memmap(path, dtype="<u2", mode="r", offset=HEADER_BYTES, shape=(count,)).view(np.ndarray)
+    try:
+        return np.memmap(path, dtype="<u2", mode="r", offset=HEADER_BYTES, shape=(count,)).view(np.ndarray)
+    except OSError as e:  # a file that changed under us, a file system without mmap
+        raise InputError(path, f"cannot map: {e.strerror or e}") from None
 
 
 def shard_bytes(values: np.ndarray) -> bytes:

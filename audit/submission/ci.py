@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from audit.budgets import MAX_CI_BLOB_BYTES, MAX_CI_ENTRIES, MAX_CI_TREE_BYTES, check
-from audit.errors import InputError
+from audit.errors import InputError, stepped
 from audit.report import Report
 from audit.reporting.github import report_annotations
 from audit.reporting.markdown import render_report
@@ -117,8 +117,9 @@ def list_tree(repo: Path, head: str, folder: str) -> list[TreeEntry]:
         parts = tuple(path.split("/"))
         if any(p in ("", ".", "..") for p in parts) or not path.startswith(folder + "/"):
             raise InputError(repo, f"head tree entry {path!r} has an empty, '.' or '..' path component; refused")
-        if mode not in ("100644", "100755", "120000", "160000"):
-            raise InputError(repo, f"head tree entry {path!r} has unsupported mode {mode}; refused")
+        want = "commit" if mode == "160000" else "blob"
+        if mode not in ("100644", "100755", "120000", "160000") or kind != want or not (size.isdigit() or size == "-"):
+            raise InputError(repo, f"head tree entry {path!r} has unsupported mode {mode} ({kind}); refused")
         entries.append(TreeEntry(mode, sha, -1 if size == "-" else int(size), parts))
     check(repo, f"entries in {folder}", len(entries), MAX_CI_ENTRIES)
     seen: set[tuple[str, ...]] = set()
@@ -173,7 +174,7 @@ class _CatFile:
         self.proc.stdin.write(sha.encode() + b"\n")
         self.proc.stdin.flush()
         header = self.proc.stdout.readline(200).split()
-        if len(header) != 3 or header[1] != b"blob" or int(header[2]) != size:
+        if len(header) != 3 or header[1] != b"blob" or header[2] != str(size).encode():
             raise InputError(self.repo, f"git cat-file: unexpected answer {b' '.join(header)[:80]!r} for {sha}")
         left = size
         while left:
@@ -191,6 +192,7 @@ class _CatFile:
         self.proc.wait()
 
 
+@stepped("extracting a record folder from git")
 def extract_tree(repo: Path, head: str, folder: str, dest: Path) -> Path:
     """The head's `folder` written below `dest` from git objects; returns dest/tree/<folder>.
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Callable
 
-from audit.errors import InputError
+from audit.errors import InputError, stepped
 from audit.tokenizers.base import Tokenizer
 
 
@@ -107,6 +107,7 @@ def tokenizer_stem(path: str) -> str:
     return name
 
 
+@stepped("loading a tokenizer")  # an unexpected failure still names the file and the step
 def load_tokenizer(path: str | Path, kind: str | None = None) -> Tokenizer:
     """Load a tokenizer file; `kind` (a manifest's kind string) picks the backend when given."""
     spec = str(path)

@@ -24,7 +24,7 @@ import numpy as np
 
 from audit import chunked
 from audit.budgets import MAX_SP_MODEL_BYTES, MAX_VOCAB_IDS, check_file_size, over
-from audit.errors import InputError
+from audit.errors import InputError, step
 from audit.formats.docs import DocBytes
 from audit.formats.meta import MetaTable
 from audit.tokenizers.base import SpecialIds, Tokenizer
@@ -61,6 +61,11 @@ class SentencePieceTokenizer(Tokenizer):
         import sentencepiece as spm
 
         path = Path(path)
+        with step("loading a SentencePiece model", path):
+            return cls._load(spm, path)
+
+    @classmethod
+    def _load(cls, spm, path: Path) -> "SentencePieceTokenizer":
         if not path.is_file():
             raise InputError(path, "no such file")
         check_file_size(path, MAX_SP_MODEL_BYTES, "SentencePiece model")

@@ -10,8 +10,9 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from audit.budgets import MAX_TM_BINARY_BYTES, MAX_VOCAB_IDS, TM_MIN_ENTRY_BYTES, check_file_size, over
-from audit.errors import InputError
+from audit.budgets import (MAX_TM_BINARY_BYTES, MAX_VOCAB_IDS, TM_MAX_IDS_WITHOUT_ENTRY, TM_MIN_ENTRY_BYTES,
+                           check_file_size, over)
+from audit.errors import InputError, stepped
 from audit.tokenizers.tokenmonster.vocab import MAX_KEY, NONE_ID, Entry, Vocab
 
 HEADER = 24
@@ -57,6 +58,7 @@ class _Reader:
         return self.d[self.o - n:self.o]
 
 
+@stepped("reading a TokenMonster .vocab")
 def read_binary(path: str | Path) -> Vocab:
     path = Path(path)
     check_file_size(path, MAX_TM_BINARY_BYTES, "TokenMonster vocabulary")
@@ -71,6 +73,9 @@ def _check_counts(path: Path, size: int, vsize: int, n_info: int) -> None:
     """Header counts against the budget and the file's size, before any table is built."""
     if vsize > MAX_VOCAB_IDS:
         raise over(path, "header vocab size", vsize, MAX_VOCAB_IDS, "ids")
+    if vsize > n_info + TM_MAX_IDS_WITHOUT_ENTRY:
+        raise InputError(path, f"bad header: {vsize:,} ids for {n_info:,} token entries (at most "
+                               f"{TM_MAX_IDS_WITHOUT_ENTRY:,} ids without an entry, audit/budgets.py)")
     room = max(0, size - HEADER - TAIL) // TM_MIN_ENTRY_BYTES
     if n_info > room:
         raise InputError(path, f"bad header: {n_info:,} token entries cannot fit in {size:,} bytes "

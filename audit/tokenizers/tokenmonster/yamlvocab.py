@@ -14,8 +14,9 @@ from pathlib import Path
 
 import yaml
 
-from audit.budgets import MAX_TM_YAML_BYTES, MAX_VOCAB_IDS, MAX_YAML_DEPTH, MAX_YAML_NODES, check_file_size, over
-from audit.errors import InputError
+from audit.budgets import (MAX_TM_YAML_BYTES, MAX_VOCAB_IDS, MAX_YAML_DEPTH, MAX_YAML_NODES, TM_MAX_IDS_WITHOUT_ENTRY,
+                           check_file_size, over)
+from audit.errors import InputError, stepped
 from audit.tokenizers.tokenmonster import capcode as cc
 from audit.tokenizers.tokenmonster import normalize
 from audit.tokenizers.tokenmonster.vocab import MAX_KEY, Entry, Vocab
@@ -80,6 +81,7 @@ def _score(v, where: str, path: Path) -> float:
     return float(v)
 
 
+@stepped("reading a TokenMonster YAML vocabulary")
 def read_yaml(path: str | Path) -> Vocab:
     path = Path(path)
     check_file_size(path, MAX_TM_YAML_BYTES, "TokenMonster YAML")
@@ -195,6 +197,9 @@ def parse_yaml(text: str, path: Path | None = None) -> Vocab:
     elif doc.get("unk") is True:
         unk_id = vsize  # TokenMonster appends the UNK token after the last id
         vsize += 1
+    if vsize > len(entries) + TM_MAX_IDS_WITHOUT_ENTRY:
+        raise InputError(path, f"ids reach {vsize - 1:,} with only {len(entries):,} tokens (at most "
+                               f"{TM_MAX_IDS_WITHOUT_ENTRY:,} ids without a token, audit/budgets.py)")
     known = {"charset", "normalization", "capcode", "training-param", "unk", "unk-id", "tokens",
              "special", "delete", "level", "reserve"}
     extra = {k: v for k, v in doc.items() if k not in ("tokens", "special", "delete")}
