@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-MAX_SOURCE_BYTES = 8_000_000  # larger files are not parsed (the artifact cap is 16 MB anyway)
-MAX_SOURCE_LINES = 50_000  # parsing cost grows with lines: a 1 M-line file is refused, not parsed
+from audit.budgets import MAX_CODE_BYTES as MAX_SOURCE_BYTES  # larger files are not parsed
+from audit.budgets import MAX_CODE_LINES as MAX_SOURCE_LINES  # parse cost grows with lines: refused, not parsed
 MAX_UNPACKED_BYTES = 8_000_000
 MAX_WRAPPER_DEPTH = 3
 

@@ -33,9 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from audit.budgets import MAX_LOG_LINE_CHARS
 from audit.timing import Phase, Timed
 
-MAX_LINE = 64 * 1024  # longer lines are skipped (counted), never held whole
+MAX_LINE = MAX_LOG_LINE_CHARS  # longer lines are skipped (counted), never held whole
 MAX_REGEX_LINE = 4096  # facts live in short lines; a longer line is only scanned for its prefix
 MAX_CONFIG_KEYS = 4000
 MAX_ITEMS = 5000  # metrics / timings kept per log (a hostile log may print millions)

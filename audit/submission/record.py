@@ -18,10 +18,9 @@ from audit.rules import Finding, Severity
 from audit.submission.checks import files as R
 from audit.submission.logs import looks_like_log
 
-MAX_JSON_BYTES = 1_000_000
-MAX_JSON_DEPTH = 32
-MAX_TEXT_BYTES = 2_000_000
-MAX_ENTRIES = 5_000
+from audit.budgets import MAX_CI_ENTRIES as MAX_ENTRIES  # noqa: E402 - budgets stated in one place
+from audit.budgets import MAX_JSON_DEPTH, MAX_TEXT_BYTES  # noqa: E402
+from audit.budgets import MAX_SUBMISSION_JSON_BYTES as MAX_JSON_BYTES  # noqa: E402
 MAX_DEPTH = 4  # folder levels scanned below the record folder
 LOG_SUFFIXES = (".log",)
 TOKENIZER_SUFFIXES = (".model", ".vocab", ".yaml", ".yml")
