@@ -49,9 +49,12 @@ def manifest_entry(path: Path) -> tuple[dict | None, Path | None]:
             continue
         try:
             data = json.loads(m.read_text(encoding="utf-8"))
-        except (OSError, ValueError, UnicodeDecodeError) as e:
-            raise InputError(m, f"manifest is not valid JSON: {e}") from None
-        for t in (data.get("tokenizers") or []) if isinstance(data, dict) else []:
+        except (OSError, ValueError, UnicodeDecodeError, RecursionError) as e:
+            raise InputError(m, f"manifest is not valid JSON: {' '.join(str(e).split())[:200]}") from None
+        entries = data.get("tokenizers") if isinstance(data, dict) else None
+        if entries is not None and not isinstance(entries, list):
+            raise InputError(m, f"`tokenizers` must be a list, got {type(entries).__name__}")
+        for t in entries or []:
             if isinstance(t, dict) and isinstance(t.get("path"), str) and Path(t["path"]).name == path.name:
                 return t, m
     return None, None
