@@ -297,6 +297,7 @@ class GPT(nn.Module):
             self.parallel_resid_lambdas = nn.Parameter(torch.full((L, 2), 1.1))  # [layer, lane]
         if not cfg.tie_embeddings:
             self.lm_head = CastedLinear(d, cfg.vocab_size, 8, zero_init=True)
+        self.head_in = nn.Identity()  # the head's input, a hook point (embedding GPTQ's Hessian)
         if cfg.ortho_init:
             self.orthogonal_init()
 
@@ -382,7 +383,7 @@ class GPT(nn.Module):
 
     def head_logits(self, idx: torch.Tensor) -> torch.Tensor:
         """Logits before the softcap, in the activation dtype (what the fused loss reads)."""
-        h = self.hidden(idx)
+        h = self.head_in(self.hidden(idx))
         w = self.tok_emb.weight if self.cfg.tie_embeddings else self.lm_head.weight
         return F.linear(h, w.to(h.dtype))
 
