@@ -64,20 +64,24 @@ def test_cli_show_config_and_bad_flag():
     assert r.exit_code == 2 and "num_layers" in r.output
 
 
-def test_ranks_get_disjoint_slices_of_the_global_batch(tmp_path):
+def test_batches_follow_the_official_loader_for_any_world_size(tmp_path):
+    """Micro-step k of rank r is span k·W + r of the stream, each span local+1 tokens (the last
+    one only a target), as the official DistributedTokenLoader; with W·accum fixed (8 // W) every
+    world size reads the same spans in each optimizer step."""
     toks = np.arange(5000) % 1000
     write_shard(tmp_path / "fineweb_train_000000.bin", toks)
     pat = str(tmp_path / "fineweb_train_*.bin")
-    one = DistributedBatches(pat, 64, 8, 0, 1, 1, torch.device("cpu"))
-    two = [DistributedBatches(pat, 64, 8, r, 2, 2, torch.device("cpu")) for r in range(2)]
-    for _ in range(3):
-        (x1, y1), = one.next()
-        parts = [mb for b in two for mb in b.next()]
-        assert torch.equal(torch.cat([x for x, _ in parts]), x1)
-        assert torch.equal(torch.cat([y for _, y in parts]), y1)
-        assert torch.equal(x1[:, 1:], y1[:, :-1])
-    # consecutive steps continue the stream without skipping a token
-    assert int(x1[0, 0]) == 2 * 64
+    span = 64 // 4 + 1
+    for world, accum in ((1, 4), (2, 2), (4, 1)):
+        ranks = [DistributedBatches(pat, 64, 8, r, world, accum, torch.device("cpu")) for r in range(world)]
+        for step in range(3):
+            per_rank = [b.next() for b in ranks]
+            for r in range(world):
+                for k, (x, y) in enumerate(per_rank[r]):
+                    start = (step * 4 + k * world + r) * span
+                    assert x.shape == (2, 8)
+                    assert torch.equal(x.reshape(-1), torch.arange(start, start + span - 1)), (world, accum, step, r, k)
+                    assert torch.equal(y.reshape(-1), torch.arange(start + 1, start + span))
 
 
 def test_unigram_entropy_of_uniform_stream():

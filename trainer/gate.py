@@ -80,39 +80,45 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def budget_preflight(cfg: TrainConfig) -> list[Finding]:
-    """Dry-run the export on an untrained model (time it) and time one eval forward batch."""
+def budget_preflight(cfg: TrainConfig, clock=time.perf_counter) -> list[Finding]:
+    """Dry-run the artifact work and the export on an untrained model (timed apart: only the
+    first counts against the training cap) and time one eval forward batch."""
     from trainer.data import load_val
     from trainer.model import GPT, autocast_context
-    from trainer.run import export_artifact, pick_device
+    from trainer.run import calibrate, pick_device, scored_pass, write_artifact
 
     device = pick_device(cfg)  # the device training will use
     torch.manual_seed(cfg.seed)
     model = GPT(cfg).to(device)
     with tempfile.TemporaryDirectory() as td:
-        t0 = time.perf_counter()
-        export_artifact(model, cfg, model.state_dict(), Path(td) / "dry.ptz", device, rank=0)
-        export_s = time.perf_counter() - t0
+        t0 = clock()
+        hessians = calibrate(model, cfg, device)
+        _sync(device)
+        artifact_s = clock() - t0
+        write_artifact(model, cfg, model.state_dict(), hessians, Path(td) / "dry.ptz", rank=0)
+        export_s = clock() - t0 - artifact_s
     T = cfg.eval_seq_len or cfg.train_seq_len
     x = torch.randint(0, cfg.vocab_size, (min(cfg.eval_batch_seqs, 8), T), device=device)
     model.eval()
     with torch.inference_mode(), autocast_context(device):
         model(x)  # warm-up
         _sync(device)
-        t0 = time.perf_counter()
+        t0 = clock()
         model(x)
         _sync(device)  # CUDA kernels run asynchronously: time the work, not the launch
-        fwd_s_per_tok = (time.perf_counter() - t0) / x.numel()
+        fwd_s_per_tok = (clock() - t0) / x.numel()
     n = len(load_val(cfg.val_files, cfg.vocab_size))
+    if cfg.val_max_tokens > 0:
+        n = min(n, cfg.val_max_tokens + 1)
     world = dist.get_world_size() if dist.is_initialized() else 1
-    plan = {"roundtrip_tokens": n}
-    if cfg.eval_stride:
-        plan["sliding_tokens"] = n * T // cfg.eval_stride
-    if cfg.ttt_enabled:  # scoring windows + training (forward+backward ≈ 3 forwards) per epoch
-        plan["ttt_tokens"] = n * T // (cfg.eval_stride or T) + 3 * cfg.ttt_epochs * n
-    est = sum(plan.values()) * fwd_s_per_tok / world
-    detail = dict(plan, forward_us_per_token=round(fwd_s_per_tok * 1e6, 3), world_size=world)
-    return [G.check_export_reserve(cfg.export_reserve_seconds, export_s, cfg.max_wallclock_seconds),
+    scored = scored_pass(cfg)  # only the pass the score depends on counts (audit.timing)
+    tokens = {"roundtrip": n, "sliding_window": n * T // max(cfg.eval_stride, 1),
+              # scoring windows + training (forward+backward ≈ 3 forwards) per epoch
+              "legal_ttt": n * T // (cfg.eval_stride or T) + 3 * cfg.ttt_epochs * n}[scored]
+    est = tokens * fwd_s_per_tok / world
+    detail = {"scored_pass": scored, "scored_tokens": tokens, "forward_us_per_token": round(fwd_s_per_tok * 1e6, 3),
+              "world_size": world}
+    return [G.check_export_reserve(cfg.export_reserve_seconds, artifact_s, cfg.max_wallclock_seconds, export_s),
             G.check_eval_plan(est, cfg.max_eval_seconds, detail)]
 
 
@@ -120,10 +126,10 @@ def budget_preflight(cfg: TrainConfig) -> list[Finding]:
 def post_checks(cfg: TrainConfig, res, code_bytes: int) -> list[Finding]:
     out = [G.check_sizes({"model_bytes": res.model_bytes}, {"model_bytes": Path(res.artifact_path).stat().st_size}),
            G.check_artifact(code_bytes, res.model_bytes, cfg.artifact_limit_bytes),
-           G.check_train_time(res.train_seconds, res.export_seconds, cfg.max_wallclock_seconds),
+           G.check_train_time(res.budget, cfg.max_wallclock_seconds),
            G.check_ledger(res.ledger_problems, res.ledger_summary),
            G.check_probe(res.probe),
-           G.check_eval_time(res.eval_seconds, cfg.max_eval_seconds, {k: s.seconds for k, s in res.scores.items()}),
+           G.check_eval_time(res.budget, cfg.max_eval_seconds, {t.label: t.seconds for t in res.timings}),
            G.check_roundtrip(res.roundtrip_digest, res.artifact_digest)]
     return [f for f in out if f is not None]
 
@@ -222,8 +228,11 @@ def run_gated(cfg: TrainConfig, sources: dict | None = None, *, echo: bool = Tru
             return _finish(report, cfg, run_name)
         report.summary.update({"steps": res.steps, "val_bpb": round(res.final.bpb, 6), "scored": res.final_label,
                                "model_bytes": res.model_bytes, "code_bytes": len(code),
-                               "train_s": round(res.train_seconds, 2), "export_s": round(res.export_seconds, 2),
-                               "eval_s": round(res.eval_seconds, 2)})
+                               "train_s": round(res.train_seconds, 2), "artifact_work_s": round(res.artifact_seconds, 2),
+                               "counted_train_s": round(res.total_train_seconds, 2),
+                               "export_s": round(res.export_seconds, 2), "warmup_s": round(res.warmup_seconds, 2),
+                               "scored_eval_s": round(res.eval_seconds, 2),
+                               "diagnostic_eval_s": round(res.budget.diagnostic_s, 2)})
         report.tables.append(Table("eval passes", ["pass", "val_loss", "val_bpb", "seconds"],
                                    [[k, round(s.loss, 6), round(s.bpb, 6), round(s.seconds, 2)]
                                     for k, s in res.scores.items()]))
