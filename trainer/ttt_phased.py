@@ -1,0 +1,343 @@
+"""Phased score-first TTT (the 2026-04-29 record's evaluation), with the score-first ledger.
+
+The val stream is cut into documents at BOS: document d owns the targets (s_d, s_{d+1}] (its
+own tokens and the next BOS, which ends it). Documents are sorted by length and taken in batches
+(longest batch first, as the record does). Within a batch every document gets its own LoRA
+adapters (reset per batch), and its targets are visited in chunks of `ttt_chunk_size`: a chunk is
+scored (each target with up to eval_seq_len tokens of left context from its own document), then
+— unless it is the document's last chunk — one Adam step on that chunk's loss adapts only that
+document's LoRA. After the first `phased_ttt_prefix_docs` documents, at `phased_ttt_num_phases`
+evenly spaced boundaries, a global phase runs SGD on the base weights over the documents scored
+so far; later batches are scored by the adapted base.
+
+Every score and every optimizer step (LoRA or global) is written to a ledger with the stream
+positions it consumed, so the order is checked, not trusted. BOS positions that open a document
+are known without scoring anything (they are the boundaries the plan is built from) and may be
+read as inputs; every other input and every target of a step must have been scored before.
+
+Differences from the record, on purpose: one LoRA per module shared by a looped layer's passes
+(the record has one per pass), LoRA on the attention output projection's input rather than a
+parallel adapter from the block input, no LoRA on the tied head; the whole plan runs on every
+rank (no work queue across ranks).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from trainer.eval import Ledger, ProbeResult, Scores, _merge, target_bytes
+from trainer.model import MLP, CastedLinear, autocast_context
+
+LORA_ALPHA = 144.0  # output scaled by alpha/rank, as the record
+
+
+def find_documents(val: torch.Tensor, bos_id: int) -> list[tuple[int, int]]:
+    """(s, e): the document opened at s owns targets s+1 .. e (e = next BOS, or the last position)."""
+    starts = torch.nonzero(val == bos_id).flatten().tolist()
+    if not starts or starts[0] != 0:
+        starts = [0] + starts
+    ends = starts[1:] + [len(val) - 1]
+    return [(s, e) for s, e in zip(starts, ends) if e > s]
+
+
+# --- batched per-document LoRA -------------------------------------------------------------------
+class BatchedLoRA(nn.Module):
+    """Δ(x) = (α/r)·(x Aᵀ) Bᵀ with one (A, B) per document of the batch; B = 0 at reset."""
+
+    def __init__(self, bsz: int, d_in: int, d_out: int, rank: int, gen: torch.Generator):
+        super().__init__()
+        bound = 1.0 / math.sqrt(d_in)
+        self.A = nn.Parameter((torch.rand(bsz, rank, d_in, generator=gen) * 2 - 1) * bound)
+        self.B = nn.Parameter(torch.zeros(bsz, d_out, rank))
+        self.scale = LORA_ALPHA / rank
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.bmm(torch.bmm(x, self.A.transpose(1, 2).to(x.dtype)), self.B.transpose(1, 2).to(x.dtype)) * self.scale
+
+
+class DocumentLoRA(nn.Module):
+    """Adapters on every block's Q, K, V, output projection and MLP, attached by forward hooks
+    (the model's own forward is unchanged); `detach()` removes them."""
+
+    def __init__(self, model: nn.Module, bsz: int, rank: int, seed: int):
+        super().__init__()
+        gen = torch.Generator().manual_seed(seed)  # the same adapters for the same batch, run after run
+        self.adapters = nn.ModuleDict()
+        self.handles = []
+        for name, mod in model.named_modules():
+            if not name.startswith("blocks."):
+                continue
+            if isinstance(mod, CastedLinear) and name.rsplit(".", 1)[-1] in ("q", "k", "v", "proj") and ".attn." in name:
+                d_in, d_out = mod.weight.shape[1], mod.weight.shape[0]
+            elif isinstance(mod, MLP):
+                d_in = d_out = mod.fc.weight.shape[1]
+            else:
+                continue
+            key = name.replace(".", "_")
+            self.adapters[key] = BatchedLoRA(bsz, d_in, d_out, rank, gen).to(next(model.parameters()).device)
+            self.handles.append(mod.register_forward_hook(self._hook(key)))
+
+    def _hook(self, key: str):
+        def add(mod, inp, out):
+            return out + self.adapters[key](inp[0]).to(out.dtype)
+        return add
+
+    def detach(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+
+# --- the plan ------------------------------------------------------------------------------------
+@dataclass
+class PhasedResult:
+    scores: Scores
+    ledger: "DocLedger"
+    n_chunks: int  # scoring events
+    phases_run: int
+    global_steps: int
+    lora_steps: int
+
+
+class DocLedger(Ledger):
+    """The score-first ledger with the BOS positions that open documents readable as inputs
+    (never as targets): they are the boundaries the plan is built from, not scored content."""
+
+    def __init__(self, n_tokens: int, doc_starts: list[int]):
+        super().__init__(n_tokens)
+        self.doc_starts = np.asarray(doc_starts, dtype=np.int64)
+
+    def summary(self) -> dict:
+        out = super().summary()
+        out["global_steps"] = sum(e.get("phase") == "global" for e in self.events)
+        return out
+
+    def verify(self) -> list[str]:
+        return verify_ledger(self)
+
+
+def verify_ledger(ledger: DocLedger) -> list[str]:
+    free = np.zeros(ledger.n_tokens, dtype=bool)
+    free[ledger.doc_starts] = True
+    scored = np.zeros(ledger.n_tokens, dtype=np.int32)
+    done = np.zeros(ledger.n_tokens, dtype=bool)
+    problems: list[str] = []
+    for k, e in enumerate(ledger.events):
+        if e["kind"] == "score":
+            for a, b in e["ranges"]:
+                scored[a:b] += 1
+                done[a:b] = True
+            continue
+        for what in ("inputs", "targets"):
+            for a, b in e[what]:
+                ok = done[a:b] | (free[a:b] if what == "inputs" else False)
+                if not ok.all():
+                    first = a + int(np.flatnonzero(~ok)[0])
+                    problems.append(f"event {k} ({e.get('phase', 'lora')} chunk {e['chunk']}) consumed {what} "
+                                    f"[{a}, {b}) but position {first} was not scored yet")
+                    break
+    twice = np.flatnonzero(scored > 1)
+    if twice.size:
+        problems.append(f"{twice.size} target positions were scored more than once (first {int(twice[0])})")
+    return problems
+
+
+class PhasedTTT:
+    def __init__(self, model, val: torch.Tensor, cfg, lut, device):
+        self.model = copy.deepcopy(model)  # never adapt the roundtrip model itself
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.val, self.cfg, self.lut, self.device = val, cfg, lut, device
+        self.T = cfg.eval_seq_len or cfg.train_seq_len
+        self.docs = find_documents(val, cfg.bos_id)
+        n = len(val)
+        self.ledger = DocLedger(n, [s for s, _ in self.docs])
+        self.scores = Scores(np.full(n, np.nan))
+        self.events = self.global_steps = self.lora_steps = self.phases_run = 0
+
+    # one chunk of a batch of documents -----------------------------------------------------------
+    def _windows(self, batch, ci):
+        """Per document: (window start, chunk start, chunk end) in stream positions (targets
+        [cs, ce)), or None when the document has no chunk ci."""
+        C = self.cfg.ttt_chunk_size
+        out = []
+        for s, e in batch:
+            cs = s + 1 + ci * C
+            if cs > e:
+                out.append(None)
+                continue
+            ce = min(cs + C, e + 1)
+            out.append((max(s, ce - 1 - self.T), cs, ce))
+        return out
+
+    def _batch_chunk(self, batch, ci, lora, opt) -> None:
+        wins = self._windows(batch, ci)
+        L = max(ce - 1 - ws for ws, _, ce in filter(None, wins))
+        x = torch.zeros(len(batch), L, dtype=torch.long)
+        y = torch.zeros(len(batch), L, dtype=torch.long)
+        for b, w in enumerate(wins):
+            if w:
+                ws, _, ce = w
+                x[b, :ce - 1 - ws], y[b, :ce - 1 - ws] = self.val[ws:ce - 1], self.val[ws + 1:ce]
+        x, y = x.to(self.device), y.to(self.device)
+        self.model.train()
+        with autocast_context(torch.device(self.device)):
+            logits = self.model(x)
+        nll = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), reduction="none").view(y.shape)
+        ranges, train_terms, inputs, targets = [], [], [], []
+        for b, w in enumerate(wins):
+            if not w:
+                continue
+            ws, cs, ce = w
+            seg = nll[b, cs - 1 - ws:ce - 1 - ws]
+            self._record_scores(cs, ce, seg.detach())
+            ranges.append((cs, ce))
+            if ce <= batch[b][1]:  # not the document's last chunk: adapt on it
+                train_terms.append(seg.mean())
+                inputs.append((ws, ce - 1))
+                targets.append((cs, ce))
+        self.ledger.scored(self.events, ranges)
+        self.events += 1
+        if train_terms:
+            opt.zero_grad(set_to_none=True)
+            torch.stack(train_terms).sum().backward()
+            opt.step()
+            self.lora_steps += 1
+            self.ledger.step(self.events - 1, 0, inputs, targets)
+
+    def _record_scores(self, cs: int, ce: int, seg: torch.Tensor) -> None:
+        pos = torch.arange(cs, ce)
+        sc = self.scores
+        sc.nll[cs:ce] = seg.double().cpu().numpy()
+        sc.nll_sum += float(seg.double().sum())
+        sc.bytes_sum += float(target_bytes(self.lut, self.val, pos).sum())
+        sc.count += ce - cs
+
+    # the global phase ----------------------------------------------------------------------------
+    def _global_phase(self, docs) -> None:
+        """SGD on the base weights over these (scored) documents: pairs (x, y) inside each
+        document only, cut into chunks of global_ttt_chunk_tokens, rows of eval_seq_len, cosine
+        LR over the chunks; the last chunk is not trained on (as the record)."""
+        cfg, T = self.cfg, self.T
+        xs = torch.cat([torch.arange(s, e) for s, e in docs])  # input positions; targets are +1
+        C = cfg.global_ttt_chunk_tokens
+        n_chunks = -(-len(xs) // C)
+        params = [p for p in self.model.parameters()]
+        for p in params:
+            p.requires_grad_(True)
+        opt = torch.optim.SGD(params, lr=cfg.global_ttt_lr, momentum=cfg.ttt_momentum)
+        self.model.train()
+        for ci in range(n_chunks - 1):
+            lr = cfg.global_ttt_lr * 0.5 * (1 + math.cos(math.pi * ci / max(n_chunks - 1, 1)))
+            for g in opt.param_groups:
+                g["lr"] = lr
+            chunk = xs[ci * C:(ci + 1) * C]
+            rows = [chunk[i:i + T] for i in range(0, len(chunk), T)]  # the last row may be short
+            groups = [rows[i:i + cfg.ttt_batch_seqs] for i in range(0, len(rows), cfg.ttt_batch_seqs)]
+            if len(groups[-1][-1]) < T:  # the short row alone (a batch has one length)
+                groups[-1:] = [g for g in (groups[-1][:-1], groups[-1][-1:]) if g]
+            for grp in groups:
+                pos = torch.stack(grp)
+                xb, yb = self.val[pos].to(self.device), self.val[pos + 1].to(self.device)
+                opt.zero_grad(set_to_none=True)
+                with autocast_context(torch.device(self.device)):
+                    loss = self.model(xb, yb)
+                loss.backward()
+                if cfg.ttt_grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(params, cfg.ttt_grad_clip)
+                opt.step()
+                self.global_steps += 1
+                flat = pos.flatten().tolist()
+                self.ledger.events.append({"kind": "step", "phase": "global", "chunk": ci, "epoch": 0,
+                                           "inputs": _merge((p, p + 1) for p in flat),
+                                           "targets": _merge((p + 1, p + 2) for p in flat)})
+        for p in params:
+            p.requires_grad_(False)
+
+    def run(self) -> PhasedResult:
+        cfg = self.cfg
+        order = sorted(range(len(self.docs)), key=lambda d: self.docs[d][1] - self.docs[d][0])
+        bs = max(1, cfg.ttt_lora_batch_docs)
+        batches = [order[i:i + bs] for i in range(0, len(order), bs)]
+        batches.sort(key=lambda b: -max(self.docs[d][1] - self.docs[d][0] for d in b))
+        prefix = min(len(self.docs), cfg.phased_ttt_prefix_docs)
+        phases = max(1, cfg.phased_ttt_num_phases)
+        bounds = [prefix * (k + 1) // phases for k in range(phases)] if prefix else []
+        scored_docs: list[int] = []
+        for batch_ids in batches:
+            batch = [self.docs[d] for d in batch_ids]
+            lora = DocumentLoRA(self.model, len(batch), cfg.ttt_lora_rank, cfg.seed + len(scored_docs))
+            opt = torch.optim.AdamW(lora.parameters(), lr=cfg.ttt_lora_lr, betas=(0.0, 0.999), eps=1e-10,
+                                    weight_decay=1.0)
+            n_chunks = max(-(-(e - s) // cfg.ttt_chunk_size) for s, e in batch)
+            try:
+                for ci in range(n_chunks):
+                    self._batch_chunk(batch, ci, lora, opt)
+            finally:
+                lora.detach()
+            scored_docs += batch_ids
+            while self.phases_run < len(bounds) and len(scored_docs) >= bounds[self.phases_run]:
+                if bounds[self.phases_run]:
+                    self._global_phase([self.docs[d] for d in scored_docs[:bounds[self.phases_run]]])
+                self.phases_run += 1
+        return PhasedResult(self.scores, self.ledger, self.events, self.phases_run, self.global_steps,
+                            self.lora_steps)
+
+
+def run_phased(model, val: torch.Tensor, cfg, lut, device) -> PhasedResult:
+    t0 = time.perf_counter()
+    res = PhasedTTT(model, val, cfg, lut, device).run()
+    res.scores.seconds = time.perf_counter() - t0
+    return res
+
+
+# --- the causality probe, in processing order ----------------------------------------------------
+def phased_causality_probe(model, val: torch.Tensor, cfg, lut, device, tolerance: float = 1e-6,
+                           seed: int = 0) -> ProbeResult:
+    """Phased TTT visits documents by length, not in stream order, so "the future" is what is
+    scored later. Run once; take a cut (the first scoring event after a global phase, else the
+    middle one); give every non-BOS target
+    scored after it another non-BOS token (documents, hence the plan, stay the same); run again.
+    Every target scored up to that event must keep its loss exactly; a later one must move."""
+    n = min(len(val), max(cfg.probe_tokens, 2))
+    sl = val[:n].clone()
+    base = run_phased(model, sl, cfg, lut, device)
+    events = base.ledger.events
+    score_events = [e for e in events if e["kind"] == "score"]
+    first_global = next((i for i, e in enumerate(events) if e.get("phase") == "global"), None)
+    # the cut: the first scoring after a global phase (that phase must not have seen the future),
+    # else the middle scoring event
+    k = len(score_events) // 2
+    if first_global is not None:
+        k = min(sum(e["kind"] == "score" for e in events[:first_global]), len(score_events) - 1)
+    past = np.zeros(n, dtype=bool)
+    for e in score_events[:k + 1]:
+        for a, b in e["ranges"]:
+            past[a:b] = True
+    future = ~past
+    future[0] = False
+    future &= (sl != cfg.bos_id).numpy()
+    g = torch.Generator().manual_seed(seed)
+    pert = sl.clone()
+    idx = torch.from_numpy(np.flatnonzero(future))
+    new = torch.randint(0, cfg.vocab_size, (len(idx),), generator=g)
+    new = torch.where(new == cfg.bos_id, (new + 1) % cfg.vocab_size, new)
+    new = torch.where(new == sl[idx], (new + 1 + (new + 1 == cfg.bos_id).long()) % cfg.vocab_size, new)
+    pert[idx] = new
+    other = run_phased(model, pert, cfg, lut, device).scores.nll
+    d = np.abs(np.nan_to_num(base.scores.nll - other, nan=np.inf))
+    before, after = d[past & ~np.isnan(base.scores.nll)], d[future]
+    bad = np.flatnonzero(past & (d > tolerance) & ~np.isnan(base.scores.nll))
+    mb = float(before.max()) if before.size else 0.0
+    ma = float(after.max()) if after.size else 0.0
+    t = int(np.flatnonzero(past).max()) if past.any() else 0
+    return ProbeResult(passed=bad.size == 0 and ma > tolerance, t=t, tokens=n, chunk_tokens=cfg.ttt_chunk_size,
+                       max_diff_before=mb, max_diff_after=ma, first_bad=int(bad[0]) if bad.size else None,
+                       tolerance=tolerance)
