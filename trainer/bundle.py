@@ -48,7 +48,7 @@ FEATURES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("not cfg.meta_path", "meta byte tables", ("load_meta", "MetaTable")),
     ("not cfg.fused_ce", "the fused cross-entropy", ("softcapped_cross_entropy", "_FusedSoftcapCE")),
     ("not cfg.varlen_attn", "per-document attention", ("document_attention", "document_mask", "_cu_seqlens")),
-    ("not cfg.lqer_rank", "LQER", ("fold_lqer", "lqer_factors", "pack_asym", "unpack_asym")),
+    ("not cfg.lqer_rank", "LQER", ("lqer_factors", "pack_asym")),
     ("not cfg.byte_shuffle", "byte shuffling", ("shuffle_bytes",)),
     ("cfg.muon_ns != 'polar_express'", "Polar Express Newton-Schulz", ("PE_COEFFS",)),
     ("cfg.grad_reduce != 'bucketed'", "the bucketed all-reduce", ("BucketedAllReduce",)),
@@ -197,8 +197,8 @@ def _is_cfg(node: ast.AST) -> bool:
     return (isinstance(node, ast.Name) and node.id == "cfg") or (isinstance(node, ast.Attribute) and node.attr == "cfg")
 
 
-_CONST_OPS = (ast.Constant, ast.BinOp, ast.UnaryOp, ast.Compare, ast.BoolOp, ast.operator, ast.unaryop, ast.cmpop,
-              ast.boolop, ast.Load)
+_CONST_OPS = (ast.Constant, ast.BinOp, ast.UnaryOp, ast.Compare, ast.BoolOp, ast.Tuple, ast.operator, ast.unaryop,
+              ast.cmpop, ast.boolop, ast.Load)
 
 
 def _truth(node: ast.AST) -> bool | None:
@@ -236,6 +236,11 @@ class _Fold(ast.NodeTransformer):
 
     def __init__(self, frozen: dict[str, object]):
         self.frozen = frozen
+
+    def visit_Name(self, node):
+        if node.id == "_BUNDLED" and isinstance(node.ctx, ast.Load):  # dev-only paths fold away
+            return ast.copy_location(ast.Constant(True), node)
+        return node
 
     def visit_Attribute(self, node):
         self.generic_visit(node)
@@ -387,14 +392,23 @@ def _cond_settings(cond: str) -> set[str]:
 FRAMEWORK_METHODS = ("forward", "backward", "step", "extra_repr", "setup_context", "jvp", "vjp")
 
 
-def _dedupe_imports(kept: list[tuple[str, ast.stmt]]) -> list[tuple[str, ast.stmt]]:
-    """One copy of each top-level import statement (every inlined module repeats `import torch`)."""
-    seen, out = set(), []
+HEADER_IMPORTS = ("from __future__ import annotations", "import dataclasses", "import os", "import sys")
+
+
+def _dedupe_imports(kept: list[tuple[str, ast.stmt]], header: tuple[str, ...] = ()) -> list[tuple[str, ast.stmt]]:
+    """One copy of each top-level import statement (every inlined module repeats `import torch`),
+    and none whose names no kept code uses (they served code that was left out)."""
+    used = {n for _, st in kept if not isinstance(st, (ast.Import, ast.ImportFrom)) for n in _refs(st)}
+    used |= {"annotations"}
+    seen, out = {ast.dump(ast.parse(h).body[0]) for h in header}, []
     for m, st in kept:
-        key = ast.dump(st) if isinstance(st, (ast.Import, ast.ImportFrom)) else None
-        if key is None or key not in seen:
-            out.append((m, st))
+        if isinstance(st, (ast.Import, ast.ImportFrom)):
+            key = ast.dump(st)
+            names = {(a.asname or a.name).split(".")[0] for a in st.names}
+            if key in seen or not names & used:
+                continue
             seen.add(key)
+        out.append((m, st))
     return out
 
 
@@ -456,7 +470,7 @@ def _tabs(code: str) -> str:
 def _config_lines(cfg: TrainConfig, explicit: list[dataclasses.Field], frozen: dict[str, object],
                   skipped: list[tuple[str, str]]) -> list[str]:
     lines = [_env_line(f, getattr(cfg, f.name)) for f in explicit]
-    lines += [f"FROZEN = {frozen!r}", "", "",
+    lines += ["FROZEN = {" + ",".join(f"{k!r}:{v!r}" for k, v in frozen.items()) + "}", "", "",
               "def _record_config() -> TrainConfig:",
               "\tfor k, v in FROZEN.items():  # fixed at export: the code for other values is not in this file",
               "\t\tif k.upper() in os.environ and parse_setting(type(v).__name__, os.environ[k.upper()]) != v:",
@@ -478,7 +492,7 @@ def export_code(cfg: TrainConfig) -> str:
     mods = bundle_modules()
     inlined = set(mods)
     frozen = frozen_settings(cfg)
-    fold = _Fold(frozen)
+    fold = _Fold({**frozen, "use_tiny_data": False})  # the script never builds the dev data
     stmts = []
     for m in mods:
         for st in _statements(m, inlined):
@@ -488,7 +502,7 @@ def export_code(cfg: TrainConfig) -> str:
     skipped = [(cond, what, names) for cond, what, names in FEATURES if eval(cond, {"cfg": cfg})]  # noqa: S307 - our own table
     excluded = set(NEVER_SHIPPED_NAMES) | {n for *_, names in skipped for n in names}
     roots = {ENTRY, "TrainConfig", "validate", "parse_setting", "parse_bool", "parse_int", "parse_float"}
-    kept = _dedupe_imports(shake(stmts, roots, excluded))
+    kept = _dedupe_imports(shake(stmts, roots, excluded), HEADER_IMPORTS)
     while _prune_methods(kept):  # methods nothing calls, then what only they used
         kept = shake(kept, roots, excluded)
     explicit = _explicit_fields(cfg, frozen)
@@ -505,8 +519,7 @@ def export_code(cfg: TrainConfig) -> str:
         if f.name.upper() in seen:
             raise BundleError(f"setting {f.name.upper()} collides with a top-level name of {seen[f.name.upper()]}")
     parts = ['"""Written by `trainer export-code` (golfcheck). torchrun --standalone --nproc_per_node=8 train_gpt.py',
-             'Settings: the upper-case names below, overridable by environment variables."""',
-             "from __future__ import annotations", "import dataclasses", "import os", "import sys"]
+             'Settings: the upper-case names below, overridable by environment variables."""', *HEADER_IMPORTS]
     parts += [_tabs(ast.unparse(st)) for _, st in kept]
     parts += ["", ""] + _config_lines(cfg, explicit, frozen, guards)
     parts += ["", "", 'if __name__ == "__main__":', f"\tsys.exit({ENTRY}(_record_config()))", ""]

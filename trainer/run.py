@@ -27,11 +27,11 @@ from trainer.config import ConfigError, TrainConfig, describe, fill_data_paths, 
 from trainer.data import ByteLUT, DistributedBatches, TokenStream, load_val
 from trainer.eval import ProbeResult, Scores, causality_probe, evaluate, run_ttt
 from trainer.model import _flash_attn, GPT, autocast_context, count_parameters
-from trainer.optim import EMA, SWA, Optimizers, lr_scale
+from trainer.optim import EMA, SWA, Optimizers, lr_scale, training_fraction
 from trainer.quant import (collect_hessians, compress, decompress, dequantize_state, deserialize, label,
                            quantize_state, self_generate, serialize)
 
-_BUNDLED = False  # set True inside the single-file train_gpt.py written by `trainer export-code`
+_BUNDLED = False  # True in the train_gpt.py written by `trainer export-code`, which folds `if not _BUNDLED:` away
 Clock = Callable[[], float]
 
 
@@ -175,13 +175,27 @@ def calibrate(model: GPT, cfg: TrainConfig, device) -> dict[str, torch.Tensor] |
         stream = TokenStream(cfg.train_files)
         seqs = torch.from_numpy(stream.take(cfg.gptq_calib_seqs * T).astype("int64")).view(-1, T).to(device)
     model.eval()
-    with torch.no_grad(), autocast_context(device):
-        return collect_hessians(model, [seqs[i:i + 8] for i in range(0, len(seqs), 8)])
+    hooks, extra = [], {}
+    if cfg.embed_gptq:  # the tied embedding's Hessian: the head's input (trainer.gptq)
+        from trainer.gptq import head_input_hessian_hook
+
+        hooks.append(head_input_hessian_hook(model, extra))
+    try:
+        with torch.no_grad(), autocast_context(device):
+            return {**collect_hessians(model, [seqs[i:i + 8] for i in range(0, len(seqs), 8)]), **extra}
+    finally:
+        for h in hooks:
+            h.remove()
 
 
 def write_artifact(model: GPT, cfg: TrainConfig, state: dict, hessians, path: Path, rank: int) -> bytes:
     """Export: quantize (GPTQ or round-to-nearest), serialize, compress; rank 0 writes."""
-    blob = compress(serialize(quantize_state(model, state, cfg, hessians)), cfg.compressor, cfg.compress_level)
+    data = serialize(quantize_state(model, state, cfg, hessians))
+    if cfg.byte_shuffle:  # the record's stride-2 byte shuffle; deserialize undoes it by its magic
+        from trainer.gptq import shuffle_bytes
+
+        data = shuffle_bytes(data)
+    blob = compress(data, cfg.compressor, cfg.compress_level)
     if rank == 0:
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_bytes(blob)
@@ -306,10 +320,12 @@ class Trainer:
         self.batches = self.new_batches()
 
 
-def _switches(ctx: RunContext, model: GPT, step: int, scale: float, qat_on: bool) -> bool:
-    """Depth recurrence and late QAT switch on during training; returns whether QAT is on."""
+def _switches(ctx: RunContext, model: GPT, step: int, scale: float, qat_on: bool, frac: float = 0.0) -> bool:
+    """Depth recurrence (at a step, or at a fraction of training) and late QAT switch on during
+    training; returns whether QAT is on."""
     cfg, res = ctx.cfg, ctx.res
-    if model.recur and step >= cfg.recur_start_step and not model.recur_active:
+    due = frac >= cfg.recur_start_frac if cfg.recur_start_frac > 0 else step >= cfg.recur_start_step
+    if model.recur and due and not model.recur_active:
         model.recur_active = True
         res.switched_on["depth_recurrence"] = step
         ctx.log(f"depth_recurrence: on at step:{step} layers:{cfg.recur_layers}")
@@ -362,7 +378,7 @@ def train_loop(ctx: RunContext, model: GPT) -> tuple[EMA | None, SWA | None]:
             break
         t0 = ctx.clock()
         scale = lr_scale(cfg, step, elapsed, cap)
-        qat_on = _switches(ctx, model, step, scale, qat_on)
+        qat_on = _switches(ctx, model, step, scale, qat_on, training_fraction(cfg, step, elapsed, cap))
         loss = tr.step(step, scale)
         if ema is not None:
             ema.update(model)
@@ -427,29 +443,38 @@ def scored_pass(cfg: TrainConfig) -> str:
 def evaluate_phase(ctx: RunContext, model: GPT, raw: bytes, probe: bool) -> None:
     cfg, res, log = ctx.cfg, ctx.res, ctx.log
     rt_state = dequantize_state(deserialize(decompress(raw, cfg.compressor)))
-    res.artifact_digest = state_digest(rt_state)
     rt = GPT(cfg).to(ctx.device)
     rt.load_state_dict(rt_state)
     rt.recur_active = model.recur_active
-    res.roundtrip_digest = state_digest(rt.state_dict())
+    if not _BUNDLED:  # for the gate's roundtrip check (the shipped script has no gate)
+        res.artifact_digest = state_digest(rt_state)
+        res.roundtrip_digest = state_digest(rt.state_dict())
     T = cfg.eval_seq_len or cfg.train_seq_len
     tag, scored = f"final_int{cfg.quant_bits}", scored_pass(cfg)
 
-    def record(kind: str, sc: Scores, extra: str = "") -> None:
+    def timed_pass(fn, *args):
+        t0 = ctx.clock()
+        out = fn(*args)
+        ctx.sync()
+        return out, ctx.clock() - t0
+
+    def record(kind: str, sc: Scores, seconds: float, extra: str = "") -> None:
+        sc.seconds = seconds  # by the run's clock (injectable), like every other phase
         res.scores[f"{tag}_{kind}"] = sc
         phase = Phase.EVAL_SCORED if kind == scored else Phase.EVAL_DIAGNOSTIC
         ctx.timed(phase, sc.seconds, f"{tag}_{kind}")
         log(f"{tag}_{kind} val_loss:{sc.loss:.8f} val_bpb:{sc.bpb:.8f}{extra} eval_time:{sc.seconds * 1000:.0f}ms"
             + ("" if kind == scored else " (diagnostic)"))
 
-    record("roundtrip", evaluate(rt, ctx.val, ctx.lut, ctx.device, T, 0, plain_batch_seqs(cfg, ctx.world, ctx.accum)))
+    record("roundtrip", *timed_pass(evaluate, rt, ctx.val, ctx.lut, ctx.device, T, 0,
+                                    plain_batch_seqs(cfg, ctx.world, ctx.accum)))
     if cfg.eval_stride:
-        record("sliding_window", evaluate(rt, ctx.val, ctx.lut, ctx.device, T, cfg.eval_stride, cfg.eval_batch_seqs),
-               f" stride:{cfg.eval_stride}")
+        record("sliding_window", *timed_pass(evaluate, rt, ctx.val, ctx.lut, ctx.device, T, cfg.eval_stride,
+                                             cfg.eval_batch_seqs), f" stride:{cfg.eval_stride}")
     if cfg.ttt_enabled:
-        tt = run_ttt(rt, ctx.val, cfg, ctx.lut, ctx.device)
+        tt, seconds = timed_pass(run_ttt, rt, ctx.val, cfg, ctx.lut, ctx.device)
         res.ledger_problems, res.ledger_summary = tt.ledger.verify(), tt.ledger.summary()
-        record("legal_ttt", tt.scores, f" chunks:{tt.n_chunks} variant:{cfg.ttt_variant}")
+        record("legal_ttt", tt.scores, seconds, f" chunks:{tt.n_chunks} variant:{cfg.ttt_variant}")
         log(f"ttt_ledger: steps:{tt.ledger.n_steps} violations:{len(res.ledger_problems)}")
         if probe:
             t0 = ctx.clock()
@@ -476,6 +501,10 @@ def setup_run(cfg: TrainConfig, log_path, code_bytes: int, sources, echo: bool, 
     if cfg.val_max_tokens > 0:
         val = val[:cfg.val_max_tokens + 1]
     lut = ByteLUT.load(cfg.meta_path, cfg.tokenizer_path)
+    if cfg.caseops:  # BPB from the per-token byte sidecar of the val shards (trainer.caseops)
+        from trainer.caseops import SidecarBytes
+
+        lut = SidecarBytes.load(cfg.val_files, cfg.val_bytes_files, len(val), lut)
     log(f"val_loader: shards:{cfg.val_files} tokens:{len(val)} meta_path={cfg.meta_path or '-'} "
         f"tokenizer_path={cfg.tokenizer_path or '-'}")
     return RunContext(cfg, rank, world, device, log, res, clock, val, lut)
@@ -513,10 +542,7 @@ def script_main(cfg: TrainConfig) -> int:
     """The shipped train_gpt.py: log to logs/<RUN_ID>.txt as the official script, artifact in '.'."""
     code_bytes = Path(sys.argv[0]).stat().st_size if Path(sys.argv[0]).is_file() else 0
     log_path = os.environ.get("LOG_PATH") or f"logs/{cfg.run_id or uuid.uuid4()}.txt"
-    res = train(cfg, out_dir=os.environ.get("OUT_DIR", "."), log_path=log_path, code_bytes=code_bytes)
-    loss_out = os.environ.get("LOSS_CURVE_OUT")
-    if loss_out and (not dist.is_initialized() or dist.get_rank() == 0):
-        Path(loss_out).write_text("\n".join(f"{x:.10f}" for x in res.losses) + "\n")
+    train(cfg, out_dir=os.environ.get("OUT_DIR", "."), log_path=log_path, code_bytes=code_bytes)
     if dist.is_initialized():
         dist.destroy_process_group()
     return 0
