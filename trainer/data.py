@@ -74,6 +74,8 @@ def load_val(pattern: str, vocab_size: int) -> torch.Tensor:
     """The whole val stream (all val shards, name order) as int64."""
     parts = []
     for f in resolve_glob(pattern):
+        if "_bytes_" in f.name:  # a CaseOps byte sidecar matches the val glob too (trainer.caseops)
+            continue
         s = read_shard(f)
         check_ids(s, vocab_size, f)
         parts.append(np.asarray(s, dtype=np.int64))
