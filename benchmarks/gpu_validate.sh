@@ -16,7 +16,7 @@ fi
 "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0))"
 "$PY" -c "import importlib.util as u; print('flash_attn_interface (FA3):', bool(u.find_spec('flash_attn_interface')), ' flash_attn (FA2):', bool(u.find_spec('flash_attn')), ' triton:', bool(u.find_spec('triton')))"
 # 1. kernel tests (a few seconds each once compiled)
-timeout 240 "$PY" -m pytest -q -rs tests/test_trainer_record_model.py tests/test_trainer_cuda.py \
+timeout 240 "$PY" -m pytest -q -rs tests/test_trainer_record_model.py tests/test_trainer_record_fast.py tests/test_trainer_cuda.py \
   -k "fused or cuda or flash" 2>&1 | tee "$OUT/gpu_validate_tests.txt" || echo "gpu_validate: kernel tests failed (see above)"
 # 2. the record preset's speed (compile + 2x(3 priming + 30 timed) steps at 98,304 tokens)
 timeout 420 "$PY" benchmarks/gpu_validate.py --steps "${STEPS:-30}" --prime 3 --json "$OUT/gpu_validate.json" \
