@@ -415,7 +415,8 @@ def export_phase(ctx: RunContext, model: GPT, ema: EMA | None, swa: SWA | None, 
     out_dir.mkdir(parents=True, exist_ok=True)
     art = out_dir / "final_model.ptz"
     t0 = ctx.clock()
-    blob = write_artifact(model, cfg, final_state, hessians, art, ctx.rank)
+    # rank 0 alone quantizes and compresses; the others receive its bytes below
+    blob = write_artifact(model, cfg, final_state, hessians, art, ctx.rank) if ctx.rank == 0 else b""
     res.export_seconds = ctx.clock() - t0
     ctx.timed(Phase.EXPORT, res.export_seconds, "quantize + compress")
     res.model_bytes, res.artifact_path = len(blob), str(art)
@@ -431,6 +432,7 @@ def export_phase(ctx: RunContext, model: GPT, ema: EMA | None, swa: SWA | None, 
         box = [raw]
         dist.broadcast_object_list(box, src=0)
         raw = box[0]
+        res.model_bytes = len(raw)
     return raw
 
 
