@@ -46,7 +46,7 @@ FEATURES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("cfg.quant_format == 'int8_clean'", "per-row max-abs quantization", ("quantize_rows",)),
     ("not cfg.eval_stride and not cfg.ttt_enabled", "sliding-window evaluation", ("sliding_windows",)),
     ("not cfg.meta_path", "meta byte tables", ("load_meta", "MetaTable")),
-    ("not cfg.fused_ce", "the fused cross-entropy", ("softcapped_cross_entropy", "_FusedSoftcapCE")),
+    ("not cfg.fused_ce", "the fused cross-entropy", ("softcapped_cross_entropy", "_FusedSoftcapCE", "_fused_softcap_ce")),
     ("not cfg.varlen_attn", "per-document attention", ("document_attention", "document_mask", "_cu_seqlens")),
     ("not cfg.lqer_rank", "LQER", ("lqer_factors", "pack_asym")),
     ("not cfg.byte_shuffle", "byte shuffling", ("shuffle_bytes",)),

@@ -146,11 +146,18 @@ class _FusedSoftcapCE(torch.autograd.Function):  # pragma: no cover - needs CUDA
         return dz, None, None
 
 
+@torch.compiler.disable
+def _fused_softcap_ce(logits: torch.Tensor, targets: torch.Tensor, cap: float) -> torch.Tensor:
+    """Outside any compiled graph (one graph break after the logits): Triton kernels are not
+    traced, they run as they are inside a compiled training step."""
+    return _FusedSoftcapCE.apply(logits, targets, cap)
+
+
 def softcapped_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, cap: float) -> torch.Tensor:
     """Mean softcapped cross-entropy of (N, V) pre-softcap logits: the fused Triton kernels on
     CUDA when Triton is installed, the eager reference otherwise."""
-    if triton is not None and logits.is_cuda and not torch.compiler.is_compiling():
-        return _FusedSoftcapCE.apply(logits, targets, float(cap))
+    if triton is not None and logits.is_cuda:
+        return _fused_softcap_ce(logits, targets, float(cap))
     return softcapped_ce_reference(logits, targets, cap)
 
 
