@@ -334,7 +334,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         adam_wd=0.02, embed_wd=0.085, scalar_wd=0.02, ema_decay=0.9965, late_qat=False,
         export_reserve_seconds=8.0, embed_bits=7, gptq_sdclip=True, gptq_act_order=True, embed_gptq=True,
         gptq_calib_seqs=768, lqer_rank=4, lqer_top_k=3, lqer_asym_group=64, byte_shuffle=True,
-        eval_seq_len=2048, ttt_variant="phased", caseops=True, train_log_every=500),
+        eval_seq_len=2048, ttt_variant="phased", caseops=True, train_log_every=500, val_loss_every=4000),
 }
 
 
