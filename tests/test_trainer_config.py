@@ -100,3 +100,33 @@ def test_missing_data_is_an_input_error():
     cfg = resolve_config("proteus", sets={"data_path": "/d"}, environ={})[0]
     with pytest.raises(InputError, match="byte table"):
         fill_data_paths(cfg)
+
+
+def test_grouped_views_read_the_flat_settings():
+    cfg = resolve_config("tiny", sets={"matrix_lr": "0.07"}, use_env=False)[0]
+    assert cfg.optim.matrix_lr == 0.07 == cfg.matrix_lr
+    assert cfg.model.num_layers == cfg.num_layers and cfg.eval.ttt_epochs == cfg.ttt_epochs
+    assert cfg.export.compressor == cfg.compressor and cfg.data.data_path == cfg.data_path
+    with pytest.raises(AttributeError, match="not a setting of the 'model' group"):
+        cfg.model.matrix_lr
+    with pytest.raises(AttributeError, match="read-only"):
+        cfg.optim.matrix_lr = 1.0
+    groups = [cfg.model, cfg.optim, cfg.data, cfg.export, cfg.eval, cfg.gate]
+    names = [n for g in groups for n in g.names()]
+    assert sorted(names) == sorted(f for f in cfg.to_dict())  # every setting in exactly one view
+
+
+def test_one_parser_for_settings():
+    from trainer.settings import parse_bool, parse_int, parse_int_list
+
+    assert [parse_bool(x) for x in ("true", "1", "ON", "no", "0", "")] == [True, True, True, False, False, False]
+    with pytest.raises(ValueError):
+        parse_bool("maybe")
+    assert parse_int("1_000") == 1000 and parse_int("1e3") == 1000
+    with pytest.raises(ValueError):
+        parse_int("1.5")
+    assert parse_int_list("9, 10") == (9, 10) and parse_int_list("") == ()
+    cfg = resolve_config("tiny", use_env=False)[0]
+    assert cfg.int_list("ve_layers") == [2, 3]
+    cfg.ve_layers = "1"
+    assert cfg.int_list("ve_layers") == [1]  # parsed once per value, re-parsed when it changes

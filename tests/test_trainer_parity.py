@@ -192,3 +192,39 @@ def test_same_first_training_losses_with_priming(official, tmp_path):
     for a, b in zip(res.losses, theirs):
         assert abs(a - b) < 1e-3, (res.losses, theirs)
     assert res.losses[2] < res.losses[0]  # it trained
+
+
+def test_every_official_env_var_with_its_default():
+    """Each `os.environ.get("NAME", default)` of the official script is a setting of the default
+    preset (baseline) with the same value."""
+    import ast
+
+    if not OFFICIAL.is_file():
+        pytest.skip(f"optional resource missing: {OFFICIAL}")
+    tree = ast.parse(OFFICIAL.read_text(encoding="utf-8"))
+    cfg = resolve_config(use_env=False)[0]
+    assert cfg.preset == "baseline"
+    seen = 0
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and ast.unparse(node.func) == "os.environ.get" and len(node.args) == 2):
+            continue
+        name = node.args[0].value
+        if name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+            continue  # torchrun's, read at run time by trainer.run.setup_distributed as by the official script
+        try:
+            default = ast.literal_eval(node.args[1])
+        except ValueError:  # the two computed defaults
+            if name == "INT8_KEEP_FLOAT_FP32_NAME_PATTERNS":  # defaults to the control patterns
+                assert cfg.int8_keep_float_fp32_name_patterns == cfg.control_tensor_name_patterns
+            else:
+                assert name == "RUN_ID"  # a fresh uuid per run: ours is "" = a uuid at start
+            continue
+        ours = getattr(cfg, name.lower())
+        if isinstance(ours, bool):
+            assert ours == bool(int(default)), name
+        elif isinstance(ours, (int, float)):
+            assert ours == float(default), name
+        else:
+            assert ours == str(default), name
+        seen += 1
+    assert seen >= 37  # the literal defaults of the 2026-05-02 snapshot
