@@ -8,7 +8,6 @@ accum = 8 // W (the default) every world size reads the same tokens in the same 
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import torch
