@@ -487,8 +487,22 @@ def _config_lines(cfg: TrainConfig, explicit: list[dataclasses.Field], frozen: d
     return lines
 
 
+def _underived(cfg: TrainConfig) -> TrainConfig:
+    """Train/val globs that were filled in from DATA_PATH go back to empty, so the script derives
+    them from DATA_PATH at run time (a DATA_PATH set in the environment then moves them too)."""
+    from pathlib import Path
+
+    c = dataclasses.replace(cfg)
+    if c.data_path:
+        for name, split in (("train_files", "train"), ("val_files", "val")):
+            if getattr(c, name) == str(Path(c.data_path) / f"fineweb_{split}_*.bin"):
+                setattr(c, name, "")
+    return c
+
+
 def export_code(cfg: TrainConfig) -> str:
     """The single self-contained train_gpt.py for this config."""
+    cfg = _underived(cfg)
     mods = bundle_modules()
     inlined = set(mods)
     frozen = frozen_settings(cfg)
