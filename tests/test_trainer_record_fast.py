@@ -66,7 +66,8 @@ def test_bucketed_all_reduce_equals_the_flat_average():
             # one holding the never-used parameter only at finish()
 
 
-@pytest.mark.skipif(not flash_varlen_available(), reason="FlashAttention varlen needs CUDA and flash-attn (not installed here)")
+@pytest.mark.skipif(not flash_varlen_available(),
+                    reason="FlashAttention varlen needs CUDA and flash-attn (not installed here)")
 def test_flash_varlen_matches_masked_sdpa_on_cuda():  # pragma: no cover - CUDA only
     g = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(2, h, 128, 64, generator=g).cuda().bfloat16() for h in (8, 4, 4))

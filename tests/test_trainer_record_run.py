@@ -48,7 +48,8 @@ def caseops_data(tmp_path):
 @pytest.mark.slow
 def test_record_preset_end_to_end_gated(tmp_path):
     td, d = caseops_data(tmp_path)
-    sets = {**TOY, "train_files": str(td.dataset_dir / "fineweb_train_*.bin"), "val_files": str(d / "fineweb_val_*.bin"),
+    sets = {**TOY, "train_files": str(td.dataset_dir / "fineweb_train_*.bin"),
+            "val_files": str(d / "fineweb_val_*.bin"),
             "tokenizer_path": str(td.model), "meta_path": str(td.meta), "vocab_size": str(td.vocab_size),
             "bos_id": str(td.bos_id), "recur_start_frac": "0", "recur_start_step": "6"}  # 35 % of 600 s: never on CPU
     args = ["run", "--preset", "record", "--records-dir", str(tmp_path / "records"), "--reports-dir",

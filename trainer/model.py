@@ -120,7 +120,8 @@ class Attention(nn.Module):
             self.attn_gate_w = nn.Parameter(torch.zeros(h, self.gate_window))
             self.gate_scale = cfg.sparse_attn_gate_scale
 
-    def forward(self, x: torch.Tensor, ve: torch.Tensor | None = None, docs: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, ve: torch.Tensor | None = None,
+                docs: torch.Tensor | None = None) -> torch.Tensor:
         B, T, _ = x.shape
         q = self.q(x).view(B, T, self.h, self.hd).transpose(1, 2)
         k = self.k(x).view(B, T, self.kv, self.hd).transpose(1, 2)

@@ -60,7 +60,8 @@ class BatchedLoRA(nn.Module):
         self.scale = LORA_ALPHA / rank
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.bmm(torch.bmm(x, self.A.transpose(1, 2).to(x.dtype)), self.B.transpose(1, 2).to(x.dtype)) * self.scale
+        down = torch.bmm(x, self.A.transpose(1, 2).to(x.dtype))
+        return torch.bmm(down, self.B.transpose(1, 2).to(x.dtype)) * self.scale
 
 
 class DocumentLoRA(nn.Module):
@@ -75,7 +76,8 @@ class DocumentLoRA(nn.Module):
         for name, mod in model.named_modules():
             if not name.startswith("blocks."):
                 continue
-            if isinstance(mod, CastedLinear) and name.rsplit(".", 1)[-1] in ("q", "k", "v", "proj") and ".attn." in name:
+            leaf = name.rsplit(".", 1)[-1]
+            if isinstance(mod, CastedLinear) and leaf in ("q", "k", "v", "proj") and ".attn." in name:
                 d_in, d_out = mod.weight.shape[1], mod.weight.shape[0]
             elif isinstance(mod, MLP):
                 d_in = d_out = mod.fc.weight.shape[1]
@@ -190,7 +192,8 @@ class PhasedTTT:
         self.model.train()
         with autocast_context(torch.device(self.device)):
             logits = self.model(x)
-        nll = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), reduction="none").view(y.shape)
+        nll = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1),
+                              reduction="none").view(y.shape)
         ranges, train_terms, inputs, targets = [], [], [], []
         for b, w in enumerate(wins):
             if not w:
