@@ -4,6 +4,8 @@ in processing order."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -120,3 +122,23 @@ def test_probe_passes_for_phased_ttt(model):
     p = causality_probe(model, stream(), cfg_of(), LUT, "cpu")
     assert p.passed, p
     assert p.max_diff_before == 0.0 and p.max_diff_after > 1e-6
+
+
+def test_a_looped_layer_gets_one_adapter_per_pass(model):
+    from trainer.ttt_phased import DocumentLoRA
+
+    m = copy.deepcopy(model)
+    m.recur_active = True  # layer 1 runs 1 + recur_loops (2) = 3 times
+    lora = DocumentLoRA(m, 2, 4, seed=0)
+    try:
+        assert len(lora.adapters["blocks_1_attn_q"]) == 3 and len(lora.adapters["blocks_0_attn_q"]) == 1
+        x = stream()[:20].view(2, 10)
+        with torch.no_grad():
+            base = m(x)
+            assert lora.calls["blocks_1_mlp"] == 3 and lora.calls["blocks_2_mlp"] == 1
+            lora.adapters["blocks_1_attn_v"][2].B.normal_()  # only the third pass's adapter
+            assert not torch.allclose(m(x), base)
+    finally:
+        lora.detach()
+    with torch.no_grad():
+        assert torch.allclose(m(x), base)  # detached: the model is itself again

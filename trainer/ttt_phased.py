@@ -15,10 +15,9 @@ positions it consumed, so the order is checked, not trusted. BOS positions that 
 are known without scoring anything (they are the boundaries the plan is built from) and may be
 read as inputs; every other input and every target of a step must have been scored before.
 
-Differences from the record, on purpose: one LoRA per module shared by a looped layer's passes
-(the record has one per pass), LoRA on the attention output projection's input rather than a
-parallel adapter from the block input, no LoRA on the tied head; the whole plan runs on every
-rank (no work queue across ranks).
+Differences from the record, on purpose: LoRA on the attention output projection's input rather
+than a parallel adapter from the block input, no LoRA on the tied head; the whole plan runs on
+every rank (no work queue across ranks).
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,13 +66,17 @@ class BatchedLoRA(nn.Module):
 
 class DocumentLoRA(nn.Module):
     """Adapters on every block's Q, K, V, output projection and MLP, attached by forward hooks
-    (the model's own forward is unchanged); `detach()` removes them."""
+    (the model's own forward is unchanged); a layer that runs several times (the loop) gets one
+    adapter per pass, as the record's per-slot LoRA; `detach()` removes them."""
 
     def __init__(self, model: nn.Module, bsz: int, rank: int, seed: int):
         super().__init__()
         gen = torch.Generator().manual_seed(seed)  # the same adapters for the same batch, run after run
+        passes = Counter(i for i, _ in model.layer_order())
         self.adapters = nn.ModuleDict()
-        self.handles = []
+        self.calls: dict[str, int] = {}
+        device = next(model.parameters()).device
+        self.handles = [model.register_forward_pre_hook(lambda mod, args: self.calls.clear())]
         for name, mod in model.named_modules():
             if not name.startswith("blocks."):
                 continue
@@ -84,12 +88,15 @@ class DocumentLoRA(nn.Module):
             else:
                 continue
             key = name.replace(".", "_")
-            self.adapters[key] = BatchedLoRA(bsz, d_in, d_out, rank, gen).to(next(model.parameters()).device)
+            n = passes[int(name.split(".")[1])]
+            self.adapters[key] = nn.ModuleList(BatchedLoRA(bsz, d_in, d_out, rank, gen) for _ in range(n)).to(device)
             self.handles.append(mod.register_forward_hook(self._hook(key)))
 
     def _hook(self, key: str):
         def add(mod, inp, out):
-            return out + self.adapters[key](inp[0]).to(out.dtype)
+            k = self.calls.get(key, 0)  # which pass of this layer within the current forward
+            self.calls[key] = k + 1
+            return out + self.adapters[key][k](inp[0]).to(out.dtype)
         return add
 
     def detach(self) -> None:
