@@ -137,7 +137,10 @@ def test_a_looped_layer_gets_one_adapter_per_pass(model):
             base = m(x)
             assert lora.calls["blocks_1_mlp"] == 3 and lora.calls["blocks_2_mlp"] == 1
             lora.adapters["blocks_1_attn_v"][2].B.normal_()  # only the third pass's adapter
-            assert not torch.allclose(m(x), base)
+            second = m(x)
+            assert not torch.allclose(second, base)
+            lora.head.B.normal_()  # the head's adapter acts on the logits
+            assert not torch.allclose(m(x), second)
     finally:
         lora.detach()
     with torch.no_grad():

@@ -299,6 +299,7 @@ class GPT(nn.Module):
         if not cfg.tie_embeddings:
             self.lm_head = CastedLinear(d, cfg.vocab_size, 8, zero_init=True)
         self.head_in = nn.Identity()  # the head's input, a hook point (embedding GPTQ's Hessian)
+        self.head_out = nn.Identity()  # the logits before the softcap, a hook point (the TTT head LoRA)
         if cfg.ortho_init:
             self.orthogonal_init()
 
@@ -386,7 +387,7 @@ class GPT(nn.Module):
         """Logits before the softcap, in the activation dtype (what the fused loss reads)."""
         h = self.head_in(self.hidden(idx))
         w = self.tok_emb.weight if self.cfg.tie_embeddings else self.lm_head.weight
-        return F.linear(h, w.to(h.dtype))
+        return self.head_out(F.linear(h, w.to(h.dtype)))
 
     def logits(self, idx: torch.Tensor) -> torch.Tensor:
         logits = self.head_logits(idx).float()

@@ -16,8 +16,8 @@ are known without scoring anything (they are the boundaries the plan is built fr
 read as inputs; every other input and every target of a step must have been scored before.
 
 Differences from the record, on purpose: LoRA on the attention output projection's input rather
-than a parallel adapter from the block input, no LoRA on the tied head; the whole plan runs on
-every rank (no work queue across ranks).
+than a parallel adapter from the block input; the whole plan runs on every rank (no work queue
+across ranks).
 """
 
 from __future__ import annotations
@@ -65,16 +65,16 @@ class BatchedLoRA(nn.Module):
 
 
 class DocumentLoRA(nn.Module):
-    """Adapters on every block's Q, K, V, output projection and MLP, attached by forward hooks
-    (the model's own forward is unchanged); a layer that runs several times (the loop) gets one
-    adapter per pass, as the record's per-slot LoRA; `detach()` removes them."""
+    """Adapters on every block's Q, K, V, output projection and MLP and on the head, attached by
+    forward hooks (the model's own forward is unchanged); a layer that runs several times (the
+    loop) gets one adapter per pass, as the record's per-slot LoRA; `detach()` removes them."""
 
     def __init__(self, model: nn.Module, bsz: int, rank: int, seed: int):
         super().__init__()
         gen = torch.Generator().manual_seed(seed)  # the same adapters for the same batch, run after run
         passes = Counter(i for i, _ in model.layer_order())
         self.adapters = nn.ModuleDict()
-        self.calls: dict[str, int] = {}
+        self.calls: dict = {}  # per forward: passes seen per module, and the head's input
         device = next(model.parameters()).device
         self.handles = [model.register_forward_pre_hook(lambda mod, args: self.calls.clear())]
         for name, mod in model.named_modules():
@@ -91,6 +91,12 @@ class DocumentLoRA(nn.Module):
             n = passes[int(name.split(".")[1])]
             self.adapters[key] = nn.ModuleList(BatchedLoRA(bsz, d_in, d_out, rank, gen) for _ in range(n)).to(device)
             self.handles.append(mod.register_forward_hook(self._hook(key)))
+        # the head: logits (before the softcap) += LoRA(final hidden state)
+        vocab, dim = model.tok_emb.weight.shape
+        self.head = BatchedLoRA(bsz, dim, vocab, rank, gen).to(device)
+        self.handles.append(model.head_in.register_forward_hook(lambda mod, inp, out: self.calls.__setitem__("h", out)))
+        self.handles.append(model.head_out.register_forward_hook(
+            lambda mod, inp, out: out + self.head(self.calls["h"]).to(out.dtype)))
 
     def _hook(self, key: str):
         def add(mod, inp, out):
