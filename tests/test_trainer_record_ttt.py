@@ -145,3 +145,49 @@ def test_a_looped_layer_gets_one_adapter_per_pass(model):
         lora.detach()
     with torch.no_grad():
         assert torch.allclose(m(x), base)  # detached: the model is itself again
+
+
+def _rank_worker(rank: int, world: int, store_path: str, out) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", store=dist.FileStore(store_path, world), rank=rank, world_size=world)
+    try:
+        torch.manual_seed(0)
+        m = GPT(cfg_of())
+        g = torch.Generator().manual_seed(1)
+        with torch.no_grad():
+            for p in m.parameters():
+                if p.abs().sum() == 0:
+                    p.copy_(torch.randn(p.shape, generator=g) * 0.1)
+        res = run_ttt(m, stream(), cfg_of(), LUT, "cpu")
+        out[rank] = (res.scores.nll.tolist(), res.scores.count, res.ledger.verify(), len(res.ledger.events),
+                     res.global_steps, res.lora_steps)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_ranks_share_the_batches_and_agree_with_one_process(model, adapted):
+    """Batches dealt to 2 gloo ranks in rounds, global phases on summed gradients. The schedule
+    differs from one process's in one place: with 2 ranks the last round's two batches are both
+    scored after phase 1 only, where one process runs phase 2 between them. Everything else is
+    equal (float sums in another order: 1e-5); the merged ledger proves score-first; every rank
+    ends with the same picture."""
+    import os
+    import tempfile
+
+    import torch.multiprocessing as mp
+
+    with tempfile.TemporaryDirectory() as d:
+        out = mp.Manager().dict()
+        mp.spawn(_rank_worker, args=(2, os.path.join(d, "store"), out), nprocs=2, join=True)
+        for rank in (0, 1):
+            nll, count, problems, n_events, global_steps, lora_steps = out[rank]
+            assert problems == [] and count == adapted.scores.count
+            same = np.ones(len(nll), dtype=bool)
+            same[0] = False
+            for s, e in sorted(find_documents(stream(), 1), key=lambda d: d[1] - d[0])[:2]:  # the last batch
+                same[s + 1:e + 1] = False
+            assert np.allclose(np.array(nll, dtype=float)[same], adapted.scores.nll[same], atol=1e-5)
+            assert not np.allclose(np.array(nll, dtype=float)[~same][1:], adapted.scores.nll[~same][1:], atol=1e-5)
+            assert n_events == len(adapted.ledger.events) and lora_steps == adapted.lora_steps
+        assert np.array_equal(np.array(out[0][0], dtype=float), np.array(out[1][0], dtype=float), equal_nan=True)

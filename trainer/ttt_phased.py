@@ -16,8 +16,8 @@ are known without scoring anything (they are the boundaries the plan is built fr
 read as inputs; every other input and every target of a step must have been scored before.
 
 Differences from the record, on purpose: LoRA on the attention output projection's input rather
-than a parallel adapter from the block input; the whole plan runs on every rank (no work queue
-across ranks).
+than a parallel adapter from the block input; batches are dealt to ranks in fixed rounds (not
+claimed from a shared queue), so a run is deterministic.
 """
 
 from __future__ import annotations
@@ -30,10 +30,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-from trainer.eval import Ledger, ProbeResult, Scores, _merge, target_bytes
+from trainer.eval import Ledger, ProbeResult, Scores, _all_sum, _merge, _world, target_bytes
 from trainer.model import MLP, CastedLinear, autocast_context
 
 LORA_ALPHA = 144.0  # output scaled by alpha/rank, as the record
@@ -176,6 +177,7 @@ class PhasedTTT:
         self.ledger = DocLedger(n, [s for s, _ in self.docs])
         self.scores = Scores(np.full(n, np.nan))
         self.events = self.global_steps = self.lora_steps = self.phases_run = 0
+        self.rank, self.world = _world()
 
     # one chunk of a batch of documents -----------------------------------------------------------
     def _windows(self, batch, ci):
@@ -261,11 +263,7 @@ class PhasedTTT:
                 groups[-1:] = [g for g in (groups[-1][:-1], groups[-1][-1:]) if g]
             for grp in groups:
                 pos = torch.stack(grp)
-                xb, yb = self.val[pos].to(self.device), self.val[pos + 1].to(self.device)
-                opt.zero_grad(set_to_none=True)
-                with autocast_context(torch.device(self.device)):
-                    loss = self.model(xb, yb)
-                loss.backward()
+                self._global_step(opt, pos[self.rank::self.world], len(pos), params)
                 if cfg.ttt_grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(params, cfg.ttt_grad_clip)
                 opt.step()
@@ -277,6 +275,35 @@ class PhasedTTT:
         for p in params:
             p.requires_grad_(False)
 
+    def _global_step(self, opt, mine: torch.Tensor, n_rows: int, params) -> None:
+        """This rank's rows' share of the mean loss over all `n_rows`; gradients summed over ranks."""
+        opt.zero_grad(set_to_none=False)
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        if len(mine):
+            xb, yb = self.val[mine].to(self.device), self.val[mine + 1].to(self.device)
+            with autocast_context(torch.device(self.device)):
+                loss = self.model(xb, yb) * (len(mine) / n_rows)
+            loss.backward()
+        if self.world > 1:
+            for p in params:
+                _all_sum(p.grad)
+
+    def _run_batch(self, batch_ids: list[int], seed: int) -> None:
+        """One batch of documents, each with its own LoRA: chunk by chunk, score then adapt."""
+        cfg = self.cfg
+        batch = [self.docs[d] for d in batch_ids]
+        lora = DocumentLoRA(self.model, len(batch), cfg.ttt_lora_rank, seed)
+        opt = torch.optim.AdamW(lora.parameters(), lr=cfg.ttt_lora_lr, betas=(0.0, 0.999), eps=1e-10,
+                                weight_decay=1.0)
+        n_chunks = max(-(-(e - s) // cfg.ttt_chunk_size) for s, e in batch)
+        try:
+            for ci in range(n_chunks):
+                self._batch_chunk(batch, ci, lora, opt)
+        finally:
+            lora.detach()
+
     def run(self) -> PhasedResult:
         cfg = self.cfg
         order = sorted(range(len(self.docs)), key=lambda d: self.docs[d][1] - self.docs[d][0])
@@ -287,24 +314,55 @@ class PhasedTTT:
         phases = max(1, cfg.phased_ttt_num_phases)
         bounds = [prefix * (k + 1) // phases for k in range(phases)] if prefix else []
         scored_docs: list[int] = []
-        for batch_ids in batches:
-            batch = [self.docs[d] for d in batch_ids]
-            lora = DocumentLoRA(self.model, len(batch), cfg.ttt_lora_rank, cfg.seed + len(scored_docs))
-            opt = torch.optim.AdamW(lora.parameters(), lr=cfg.ttt_lora_lr, betas=(0.0, 0.999), eps=1e-10,
-                                    weight_decay=1.0)
-            n_chunks = max(-(-(e - s) // cfg.ttt_chunk_size) for s, e in batch)
-            try:
-                for ci in range(n_chunks):
-                    self._batch_chunk(batch, ci, lora, opt)
-            finally:
-                lora.detach()
-            scored_docs += batch_ids
+        offsets = np.cumsum([0] + [len(b) for b in batches])  # adapters seeded by the batch, not the rank
+        # Rounds of one batch per rank; the documents of a round count as scored when it ends
+        # (the collective ops of a global phase wait for every rank's batch).
+        for k in range(0, len(batches), self.world):
+            start = len(self.ledger.events)
+            if k + self.rank < len(batches):
+                self._run_batch(batches[k + self.rank], cfg.seed + int(offsets[k + self.rank]))
+            self._tag(start, k, self.rank)
+            scored_docs += [d for b in batches[k:k + self.world] for d in b]
+            start = len(self.ledger.events)
             while self.phases_run < len(bounds) and len(scored_docs) >= bounds[self.phases_run]:
                 if bounds[self.phases_run]:
                     self._global_phase([self.docs[d] for d in scored_docs[:bounds[self.phases_run]]])
                 self.phases_run += 1
+            self._tag(start, k, -1)  # global steps: after every rank's batch of the round
+        if self.world > 1:
+            self._gather()
         return PhasedResult(self.scores, self.ledger, self.events, self.phases_run, self.global_steps,
                             self.lora_steps)
+
+    def _tag(self, start: int, round_: int, rank: int) -> None:
+        for e in self.ledger.events[start:]:
+            e["round"], e["rank"] = round_, rank
+
+    def _gather(self) -> None:
+        """Every rank ends with all scores and one ledger: per round, each rank's events (they
+        are independent: own documents, own adapters, frozen base), then the round's global steps."""
+        sc, dev = self.scores, self.device
+        nll = torch.from_numpy(np.nan_to_num(sc.nll, nan=0.0)).to(dev)
+        mask = torch.from_numpy((~np.isnan(sc.nll)).astype(np.float64)).to(dev)
+        tot = torch.tensor([sc.nll_sum, sc.bytes_sum, sc.count, self.events, self.lora_steps], dtype=torch.float64,
+                           device=dev)
+        for t in (nll, mask, tot):
+            _all_sum(t)
+        sc.nll = np.where(mask.cpu().numpy() > 0, nll.cpu().numpy(), np.nan)
+        sc.nll_sum, sc.bytes_sum, count, events, lora = tot.cpu().tolist()
+        sc.count, self.events, self.lora_steps = int(count), int(events), int(lora)
+        mine = [e for e in self.ledger.events if e["rank"] >= 0]
+        every: list = [None] * self.world
+        dist.all_gather_object(every, mine)
+        glob = [e for e in self.ledger.events if e["rank"] < 0]
+        merged = sorted((e for part in every for e in part), key=lambda e: (e["round"], e["rank"]))
+        out, gi = [], 0
+        for e in merged:
+            while gi < len(glob) and glob[gi]["round"] < e["round"]:
+                out.append(glob[gi])
+                gi += 1
+            out.append(e)
+        self.ledger.events = out + glob[gi:]
 
 
 def run_phased(model, val: torch.Tensor, cfg, lut, device) -> PhasedResult:
