@@ -313,6 +313,13 @@ class Trainer:
         opt_states = [copy.deepcopy(o.state_dict()) for o in (self.opt.muon, self.opt.adam)]
         for s in range(steps):
             self.step(s, 1.0)
+        if self.model.recur and self.fwd is not self.model and not self.model.recur_active:
+            # compiled: the looped graph too, so switching the loop on later does not compile
+            # inside the timed run (the record's loop warmup)
+            self.model.recur_active = True
+            for s in range(steps):
+                self.step(s, 1.0)
+            self.model.recur_active = False
         self.model.load_state_dict(weights)
         for o, st in zip((self.opt.muon, self.opt.adam), opt_states):
             o.load_state_dict(st)
