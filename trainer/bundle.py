@@ -62,7 +62,7 @@ OFF_VALUES = {"bigram_vocab_size": 0, "ve_dim": 0, "xsa_last_n": 0, "recur_layer
               "rope_dims": 0, "mlp_leaky_slope": 0.0, "lqer_rank": 0, "int5_layers": "", "eval_stride": 0,
               "ve_layers": "", "swa_every": None, "recur_loops": 1, "warmdown_frac": 0.0, "min_lr": 0.0,
               "recur_start_frac": 0.0, "muon_wd": 0.0, "adam_wd": 0.0, "scalar_wd": 0.0, "eval_seq_len": 0,
-              "val_max_tokens": 0, "export_reserve_seconds": 0.0, "grad_accum_steps": 0}
+              "val_max_tokens": 0, "export_reserve_seconds": 0.0, "grad_accum_steps": 0, "meta_path": ""}
 ALWAYS_FROZEN = ("compressor", "quant_format", "muon_ns", "smear_gate_mode", "parallel_final_lane", "ttt_variant",
                  "gptq_calibration", "grad_reduce")
 # The official script's environment variables: always explicit lines in a shipped script.
@@ -454,6 +454,31 @@ def _prune_config_fields(kept: list[tuple[str, ast.stmt]], keep: set[str]) -> No
                 used.add(node.value)
     cls.body = [b for b in cls.body if not (isinstance(b, ast.AnnAssign) and isinstance(b.target, ast.Name)
                                             and b.target.id not in used)] or [ast.Pass()]
+    _prune_result_fields(kept)
+
+
+def _prune_result_fields(kept: list[tuple[str, ast.stmt]]) -> None:
+    """Defaulted fields of other dataclasses that no kept code reads or passes by keyword (e.g.
+    the gate's digests on RunResult), for classes only ever built with keyword arguments."""
+    used: set[str] = set()
+    positional: set[str] = set()
+    for _, st in kept:
+        for node in ast.walk(st):
+            if isinstance(node, ast.Attribute):
+                used.add(node.attr)
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                used.add(node.value)
+            elif isinstance(node, ast.keyword) and node.arg:
+                used.add(node.arg)
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.args:
+                positional.add(node.func.id)
+    for _, st in kept:
+        if not (isinstance(st, ast.ClassDef) and st.name != "TrainConfig" and st.name not in positional
+                and any("dataclass" in ast.unparse(d) for d in st.decorator_list)):
+            continue
+        st.body = [b for b in st.body if not (isinstance(b, ast.AnnAssign) and b.value is not None
+                                              and isinstance(b.target, ast.Name) and b.target.id not in used)]
+        st.body = st.body or [ast.Pass()]
 
 
 def _tabs(code: str) -> str:
@@ -532,8 +557,8 @@ def export_code(cfg: TrainConfig) -> str:
     for f in dataclasses.fields(cfg):
         if f.name.upper() in seen:
             raise BundleError(f"setting {f.name.upper()} collides with a top-level name of {seen[f.name.upper()]}")
-    parts = ['"""Written by `trainer export-code` (golfcheck). torchrun --standalone --nproc_per_node=8 train_gpt.py',
-             'Settings: the upper-case names below, overridable by environment variables."""', *HEADER_IMPORTS]
+    parts = ['"""By `trainer export-code` (golfcheck): torchrun --standalone --nproc_per_node=8 train_gpt.py"""',
+             *HEADER_IMPORTS]
     parts += [_tabs(ast.unparse(st)) for _, st in kept]
     parts += ["", ""] + _config_lines(cfg, explicit, frozen, guards)
     parts += ["", "", 'if __name__ == "__main__":', f"\tsys.exit({ENTRY}(_record_config()))", ""]

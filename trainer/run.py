@@ -365,8 +365,7 @@ def train_loop(ctx: RunContext, model: GPT) -> tuple[EMA | None, SWA | None]:
     ctx.sync()
     res.warmup_seconds = ctx.clock() - t0
     if cfg.warmup_steps > 0:
-        log(f"warmup: {cfg.warmup_steps} priming steps in {res.warmup_seconds * 1000:.0f}ms "
-            f"(weights, optimizer state and data restored; not counted)")
+        log(f"warmup: {cfg.warmup_steps} priming steps in {res.warmup_seconds * 1000:.0f}ms (undone; not counted)")
     ema = EMA(model, cfg.ema_decay) if cfg.ema_enabled else None
     swa = SWA() if cfg.swa_enabled else None
     cap = cfg.max_wallclock_seconds - cfg.export_reserve_seconds if cfg.max_wallclock_seconds > 0 else None
