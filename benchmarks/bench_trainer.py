@@ -6,6 +6,7 @@
   gptq      one 512x1536 MLP matrix with a 1536-dim Hessian, GPTQ vs round-to-nearest time
   plans     sliding-window plan and score-first ledger proof over a 62,021,846-token val stream
   step      tiny-preset training step time
+  baseline  the official int8 export (quantize, zlib 9) of the 17M-parameter baseline; its counted code
 
     .venv/bin/python benchmarks/bench_trainer.py [--skip-export]
 """
@@ -23,6 +24,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from trainer.bundle import export_code  # noqa: E402
 from trainer.config import resolve_config  # noqa: E402
 from trainer.eval import Ledger, sliding_windows  # noqa: E402
 from trainer.model import GPT, count_parameters  # noqa: E402
@@ -54,6 +56,14 @@ def main() -> int:
         for method, level in (("brotli", 11), ("lzma", 9)):
             blob, fig[f"{method}_s"] = timed(lambda: compress(raw, method, level))
             fig[f"{method}_bytes"] = len(blob)
+        # the baseline's official int8 export (percentile clip per row) + zlib 9, and its counted code
+        base = resolve_config("baseline", use_env=False)[0]
+        mb = GPT(base)
+        qb, fig["baseline_int8_quantize_s"] = timed(lambda: quantize_state(mb, mb.state_dict(), base))
+        blob, fig["baseline_zlib9_s"] = timed(lambda: compress(serialize(qb), "zlib", 9))
+        fig["baseline_artifact_bytes"] = len(blob)
+        code, fig["baseline_export_code_s"] = timed(lambda: export_code(base))
+        fig["baseline_code_bytes"] = len(code.encode("utf-8"))
     g = torch.Generator().manual_seed(0)
     W = torch.randn(512, 1536, generator=g) * 0.02
     X = torch.randn(4096, 1536, generator=g)

@@ -64,20 +64,24 @@ def test_cli_show_config_and_bad_flag():
     assert r.exit_code == 2 and "num_layers" in r.output
 
 
-def test_ranks_get_disjoint_slices_of_the_global_batch(tmp_path):
+def test_batches_follow_the_official_loader_for_any_world_size(tmp_path):
+    """Micro-step k of rank r is span k·W + r of the stream, each span local+1 tokens (the last
+    one only a target), as the official DistributedTokenLoader; with W·accum fixed (8 // W) every
+    world size reads the same spans in each optimizer step."""
     toks = np.arange(5000) % 1000
     write_shard(tmp_path / "fineweb_train_000000.bin", toks)
     pat = str(tmp_path / "fineweb_train_*.bin")
-    one = DistributedBatches(pat, 64, 8, 0, 1, 1, torch.device("cpu"))
-    two = [DistributedBatches(pat, 64, 8, r, 2, 2, torch.device("cpu")) for r in range(2)]
-    for _ in range(3):
-        (x1, y1), = one.next()
-        parts = [mb for b in two for mb in b.next()]
-        assert torch.equal(torch.cat([x for x, _ in parts]), x1)
-        assert torch.equal(torch.cat([y for _, y in parts]), y1)
-        assert torch.equal(x1[:, 1:], y1[:, :-1])
-    # consecutive steps continue the stream without skipping a token
-    assert int(x1[0, 0]) == 2 * 64
+    span = 64 // 4 + 1
+    for world, accum in ((1, 4), (2, 2), (4, 1)):
+        ranks = [DistributedBatches(pat, 64, 8, r, world, accum, torch.device("cpu")) for r in range(world)]
+        for step in range(3):
+            per_rank = [b.next() for b in ranks]
+            for r in range(world):
+                for k, (x, y) in enumerate(per_rank[r]):
+                    start = (step * 4 + k * world + r) * span
+                    assert x.shape == (2, 8)
+                    assert torch.equal(x.reshape(-1), torch.arange(start, start + span - 1)), (world, accum, step, r, k)
+                    assert torch.equal(y.reshape(-1), torch.arange(start + 1, start + span))
 
 
 def test_unigram_entropy_of_uniform_stream():
@@ -96,3 +100,33 @@ def test_missing_data_is_an_input_error():
     cfg = resolve_config("proteus", sets={"data_path": "/d"}, environ={})[0]
     with pytest.raises(InputError, match="byte table"):
         fill_data_paths(cfg)
+
+
+def test_grouped_views_read_the_flat_settings():
+    cfg = resolve_config("tiny", sets={"matrix_lr": "0.07"}, use_env=False)[0]
+    assert cfg.optim.matrix_lr == 0.07 == cfg.matrix_lr
+    assert cfg.model.num_layers == cfg.num_layers and cfg.eval.ttt_epochs == cfg.ttt_epochs
+    assert cfg.export.compressor == cfg.compressor and cfg.data.data_path == cfg.data_path
+    with pytest.raises(AttributeError, match="not a setting of the 'model' group"):
+        cfg.model.matrix_lr
+    with pytest.raises(AttributeError, match="read-only"):
+        cfg.optim.matrix_lr = 1.0
+    groups = [cfg.model, cfg.optim, cfg.data, cfg.export, cfg.eval, cfg.gate]
+    names = [n for g in groups for n in g.names()]
+    assert sorted(names) == sorted(f for f in cfg.to_dict())  # every setting in exactly one view
+
+
+def test_one_parser_for_settings():
+    from trainer.settings import parse_bool, parse_int, parse_int_list
+
+    assert [parse_bool(x) for x in ("true", "1", "ON", "no", "0", "")] == [True, True, True, False, False, False]
+    with pytest.raises(ValueError):
+        parse_bool("maybe")
+    assert parse_int("1_000") == 1000 and parse_int("1e3") == 1000
+    with pytest.raises(ValueError):
+        parse_int("1.5")
+    assert parse_int_list("9, 10") == (9, 10) and parse_int_list("") == ()
+    cfg = resolve_config("tiny", use_env=False)[0]
+    assert cfg.int_list("ve_layers") == [2, 3]
+    cfg.ve_layers = "1"
+    assert cfg.int_list("ve_layers") == [1]  # parsed once per value, re-parsed when it changes

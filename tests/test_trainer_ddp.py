@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TOL = 1e-5
 SETS = ["iterations=6", "warmup_steps=2", "warmdown_iters=0", "max_wallclock_seconds=0", "ttt_enabled=0",
         "eval_stride=0", "gptq_enabled=0", "ema_enabled=0", "recur_start_step=3", "train_log_every=1000",
-        "train_batch_tokens=2048", "grad_accum_steps=1", "device=cpu"]  # gloo vs one float32 process, also on a GPU machine
+        "train_batch_tokens=2048", "grad_accum_steps=0", "device=cpu"]  # gloo vs one float32 process, also on a GPU machine
+# grad_accum_steps=0: 8 // world_size micro-steps, so both runs read the same spans of the stream per step
 
 
 def _run(cmd: list[str], tmp: Path, name: str) -> list[float]:

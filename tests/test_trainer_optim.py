@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -48,6 +50,25 @@ def test_param_groups_cover_each_parameter_once():
     assert "blocks.0.attn.q_gain" in dict(g["scalar"]) and "skip_weights" in dict(g["scalar"])
 
 
+def test_param_routing_by_module_type_with_untied_head():
+    """The official split: embedding tables → Adam at EMBED_LR (TIED_EMBED_LR when tied), the untied
+    head → Adam at HEAD_LR, linear weights → Muon, directly held parameters (2-D resid_mix and
+    skip_weights too) → Adam at SCALAR_LR — decided by the owning module, not the name."""
+    cfg = resolve_config("baseline", sets={"tie_embeddings": "0", "num_layers": "2", "model_dim": "64",
+                                            "num_heads": "4", "num_kv_heads": "2"}, use_env=False)[0]
+    m = GPT(cfg)
+    g = param_groups(m)
+    assert [n for n, _ in g["head"]] == ["lm_head.weight"]
+    assert "lm_head.weight" not in dict(g["matrix"])
+    assert "blocks.0.resid_mix" in dict(g["scalar"]) and "skip_weights" in dict(g["scalar"])
+    assert all(p.ndim == 2 for _, p in g["matrix"]) and len(g["matrix"]) == 2 * 6
+    o = Optimizers(m, cfg)
+    lrs = sorted(grp["lr"] for grp in o.adam.param_groups)
+    assert lrs == sorted([cfg.embed_lr, cfg.head_lr, cfg.scalar_lr]) == sorted([0.6, 0.008, 0.04])
+    tied = Optimizers(GPT(dataclasses.replace(cfg, tie_embeddings=True)), dataclasses.replace(cfg, tie_embeddings=True))
+    assert sorted(grp["lr"] for grp in tied.adam.param_groups) == sorted([cfg.tied_embed_lr, cfg.scalar_lr])
+
+
 def test_momentum_warmup():
     cfg = tiny(muon_momentum_warmup_start="0.8", muon_momentum="0.9", muon_momentum_warmup_steps="10")
     o = Optimizers(GPT(cfg), cfg)
@@ -56,9 +77,10 @@ def test_momentum_warmup():
     assert o.momentum_at(50) == pytest.approx(0.9)
 
 
-def test_lr_schedule_warmup_warmdown_and_wallclock():
+def test_lr_schedule_warmdown_and_wallclock_no_lr_warmup():
+    # WARMUP_STEPS are priming steps (undone before training, as the official script), not an LR ramp
     cfg = tiny(warmup_steps="4", warmdown_iters="10", iterations="100")
-    assert lr_scale(cfg, 0, 0, None) == pytest.approx(0.25)
+    assert lr_scale(cfg, 0, 0, None) == 1.0
     assert lr_scale(cfg, 50, 0, None) == 1.0
     assert lr_scale(cfg, 95, 0, None) == pytest.approx(0.5)
     # 1 s per step, 100 s budget, 95 s spent: 5 s left for a 10-step warmdown → 0.5

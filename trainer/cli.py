@@ -8,9 +8,10 @@ from pathlib import Path
 import click
 
 from audit.errors import InputError
+from trainer.config import PRESETS
 
-PRESET = click.option("--preset", type=click.Choice(["tiny", "baseline", "proteus"]), default=None,
-                      help="Start from this preset (default: proteus, the record stack).")
+PRESET = click.option("--preset", type=click.Choice(list(PRESETS)), default=None,
+                      help="Start from this preset (default: baseline, the challenge's own train_gpt.py).")
 CONFIG = click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
                       help="TOML or JSON file of settings (applied after the preset).")
 SETS = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",

@@ -1,14 +1,13 @@
 """Token shards in, batches out; byte-count tables for BPB.
 
-Training reads the train shards as one stream (in name order, wrapping). Each step consumes
-one contiguous global batch of `train_batch_tokens + 1` tokens; rank r of W gets the r-th of
-W disjoint row blocks of it, so one process with the same global batch sees exactly the
-union of what W processes see.
+Training reads the train shards as one stream (in name order, wrapping), as the official
+script does: each micro-step takes W spans of `train_batch_tokens / (W · accum) + 1` tokens
+from the stream and rank r gets the r-th (the extra token is the last target). With
+accum = 8 // W (the default) every world size reads the same tokens in the same order.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -45,46 +44,67 @@ class TokenStream:
 
 
 class DistributedBatches:
-    """Global batch → this rank's rows, for each micro-step of gradient accumulation."""
+    """The stream → this rank's (x, y) for each micro-step of gradient accumulation."""
 
     def __init__(self, pattern: str, global_tokens: int, seq_len: int, rank: int, world: int,
                  accum: int, device: torch.device, vocab_size: int | None = None):
-        rows = global_tokens // seq_len
-        if rows % (world * accum):
-            raise ValueError(f"{rows} rows per step do not split over {world} ranks × {accum} micro-steps")
+        self.local_tokens = global_tokens // (world * accum)
+        if self.local_tokens <= 0 or self.local_tokens % seq_len:
+            raise ValueError(f"train_batch_tokens {global_tokens} over {world} ranks × {accum} micro-steps "
+                             f"is not a positive multiple of train_seq_len {seq_len} per micro-step")
         self.stream = TokenStream(pattern, vocab_size)
         self.seq_len, self.rank, self.world, self.accum = seq_len, rank, world, accum
-        self.rows = rows
         self.device = device
+
+    def micro_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        span = self.local_tokens + 1
+        chunk = self.stream.take(span * self.world)
+        local = torch.from_numpy(chunk[self.rank * span:(self.rank + 1) * span].astype(np.int64))
+        x = local[:-1].view(-1, self.seq_len)
+        y = local[1:].view(-1, self.seq_len)
+        return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
     def next(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The micro-batches (x, y) of this rank for one optimizer step."""
-        T = self.seq_len
-        # One token of overlap between consecutive rows: row k is chunk[k*T : k*T + T + 1].
-        chunk = torch.from_numpy(self.stream.take(self.rows * T + 1).astype(np.int64))
-        self.stream.pos -= 1  # the last target is the next step's first input (no token skipped)
-        if self.stream.pos < 0:
-            self.stream.shard = (self.stream.shard - 1) % len(self.stream.shards)
-            self.stream.pos = len(self.stream.shards[self.stream.shard]) - 1
-        x = chunk[:-1].view(self.rows, T)
-        y = chunk[1:].view(self.rows, T)
-        per_rank = self.rows // self.world
-        lo = self.rank * per_rank
-        x, y = x[lo:lo + per_rank], y[lo:lo + per_rank]
-        per_micro = per_rank // self.accum
-        return [(x[i:i + per_micro].to(self.device, non_blocking=True),
-                 y[i:i + per_micro].to(self.device, non_blocking=True))
-                for i in range(0, per_rank, per_micro)]
+        return [self.micro_batch() for _ in range(self.accum)]
 
 
 def load_val(pattern: str, vocab_size: int) -> torch.Tensor:
     """The whole val stream (all val shards, name order) as int64."""
     parts = []
     for f in resolve_glob(pattern):
+        if "_bytes_" in f.name:  # a CaseOps byte sidecar matches the val glob too (trainer.caseops)
+            continue
         s = read_shard(f)
         check_ids(s, vocab_size, f)
         parts.append(np.asarray(s, dtype=np.int64))
     return torch.from_numpy(np.concatenate(parts))
+
+
+def sentencepiece_tables(model_path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(base_bytes, has_leading_space, is_boundary_token) of a SentencePiece model, by the
+    official script's rules (build_sentencepiece_luts): control/unknown/unused pieces are
+    boundaries of 0 bytes, byte pieces 1 byte, a leading ▁ is a space counted only after a
+    non-boundary token, the rest is the piece's UTF-8 length."""
+    import sentencepiece as spm
+
+    if not str(model_path).endswith(".model"):
+        raise ValueError(f"not a SentencePiece .model file: {model_path}")
+    sp = spm.SentencePieceProcessor(model_file=str(model_path))
+    n = int(sp.vocab_size())
+    base, space, boundary = np.zeros(n, np.int64), np.zeros(n, bool), np.ones(n, bool)
+    for i in range(n):
+        if sp.is_control(i) or sp.is_unknown(i) or sp.is_unused(i):
+            continue
+        boundary[i] = False
+        if sp.is_byte(i):
+            base[i] = 1
+            continue
+        piece = sp.id_to_piece(i)
+        if piece.startswith("\u2581"):
+            space[i], piece = True, piece[1:]
+        base[i] = len(piece.encode("utf-8"))
+    return base, space, boundary
 
 
 class ByteLUT:
@@ -99,13 +119,10 @@ class ByteLUT:
     def load(cls, meta_path: str = "", tokenizer_path: str = "") -> "ByteLUT":
         if meta_path:
             m = load_meta(meta_path)
-        elif tokenizer_path:
-            from audit.tokenizers import load_tokenizer  # the canonical table from the model itself
-
-            m = load_tokenizer(Path(tokenizer_path)).canonical_meta()
-        else:
-            raise ValueError("BPB needs a meta_path or a tokenizer_path")
-        return cls(m.base_bytes, m.has_leading_space, m.is_boundary_token)
+            return cls(m.base_bytes, m.has_leading_space, m.is_boundary_token)
+        if tokenizer_path:
+            return cls(*sentencepiece_tables(tokenizer_path))
+        raise ValueError("BPB needs a meta_path or a tokenizer_path")
 
     def bytes_for(self, prev: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
         prev, tgt = prev.cpu(), tgt.cpu()

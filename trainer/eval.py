@@ -112,9 +112,17 @@ def score_windows(model, val: torch.Tensor, windows: list[Window], lut: ByteLUT,
         pos = rel + base
         out.nll[pos.numpy()] = nll_local[rel].numpy()
         out.nll_sum += float(nll_local[rel].sum())
-        out.bytes_sum += float(lut.bytes_for(val[pos - 1], val[pos]).sum())
+        out.bytes_sum += float(target_bytes(lut, val, pos).sum())
         out.count += int(len(pos))
     return ranges
+
+
+def target_bytes(lut, val: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """Bytes of the targets at stream positions `pos`: from the per-token byte sidecar when the
+    byte source has one (CaseOps, `trainer.caseops`), else bytes(y | x) from the LUT."""
+    if hasattr(lut, "bytes_at"):
+        return lut.bytes_at(pos)
+    return lut.bytes_for(val[pos - 1], val[pos])
 
 
 def evaluate(model, val: torch.Tensor, lut: ByteLUT, device, seq_len: int, stride: int,
@@ -282,6 +290,10 @@ def register_ttt_variant(name: str, fn: Callable[[TTTContext], None]) -> None:
 
 
 def run_ttt(model, val: torch.Tensor, cfg, lut: ByteLUT, device, chunk_tokens: int | None = None) -> TTTContext:
+    if cfg.ttt_variant == "phased":  # per-document LoRA + global phases (trainer.ttt_phased)
+        from trainer.ttt_phased import run_phased
+
+        return run_phased(model, val, cfg, lut, device)
     if cfg.ttt_variant not in TTT_VARIANTS:
         raise ValueError(f"unknown ttt_variant {cfg.ttt_variant!r} (have {', '.join(TTT_VARIANTS)})")
     t0 = time.perf_counter()
@@ -312,6 +324,10 @@ def causality_probe(model, val: torch.Tensor, cfg, lut: ByteLUT, device, toleran
     """With TTT on, perturb every token after position t; the per-position loss at or before t
     must not change. The slice has several chunks and t sits inside the second one, so a
     variant that trains on a chunk before scoring it moves losses before t."""
+    if cfg.ttt_variant == "phased":  # documents are visited by length: "the past" is what was scored first
+        from trainer.ttt_phased import phased_causality_probe
+
+        return phased_causality_probe(model, val, cfg, lut, device, tolerance, seed)
     T = cfg.eval_seq_len or cfg.train_seq_len
     chunk = max(T, cfg.probe_tokens // 4)
     n = min(len(val), max(cfg.probe_tokens, 3 * chunk) + 1)

@@ -1,133 +1,23 @@
-"""What a record ships: the counted single-file `train_gpt.py` and the record folder.
-
-`export_code(cfg)` inlines the trainer's modules (and the few `audit` helpers they read shards
-with) into one script that needs only pip packages, and bakes the run's config in as explicit
-`os.environ.get("NAME", "default")` lines — so what the script does by default is visible to
-anyone (and to `audit submission`) reading it. `write_record` stages a folder and publishes it
-with one rename; an existing folder is never touched.
+"""What a record ships: the counted single-file `train_gpt.py` (written by `trainer.bundle`)
+and the record folder. `stage_record` stages a folder and `publish` moves it into place with
+one rename; an existing folder is never touched.
 """
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import importlib
-import inspect
-import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
+from trainer.bundle import BundleError, export_code  # noqa: F401 - re-exported: the record's code file
 from trainer.config import TrainConfig
-
-BUNDLE = ("audit.errors", "audit.budgets", "audit.atomic", "audit.formats.shards", "audit.formats.npz",
-          "audit.formats.meta",
-          "trainer.config", "trainer.data", "trainer.model", "trainer.optim", "trainer.quant",
-          "trainer.eval", "trainer.run")
-
-
-class BundleError(RuntimeError):
-    pass
-
-
-def _strip(src: str) -> tuple[str, set[str]]:
-    """The module's code without bundle-internal imports, `__future__` imports, its docstring
-    and `if __name__ == "__main__"` block. Returns (code, top-level names)."""
-    tree = ast.parse(src)
-    lines = src.splitlines()
-    drop: dict[int, str] = {}  # 0-based line → replacement ("" = delete)
-
-    def blank(node: ast.AST, keep_block: bool) -> None:
-        indent = lines[node.lineno - 1][:node.col_offset]
-        for ln in range(node.lineno - 1, node.end_lineno):
-            drop[ln] = ""
-        if keep_block:  # a nested import: leave a `pass` so the block stays valid
-            drop[node.lineno - 1] = indent + "pass"
-
-    body = tree.body
-    if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant):
-        blank(body[0], False)
-    names: set[str] = set()
-    for node in body:
-        if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test):
-            blank(node, False)
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
-            for t in (node.targets if isinstance(node, ast.Assign) else [node.target]):
-                for n in ast.walk(t):
-                    if isinstance(n, ast.Name):
-                        names.add(n.id)
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom):
-            if node.module == "__future__":
-                blank(node, False)
-            elif node.module in BUNDLE:
-                blank(node, node.col_offset > 0)
-    out = [drop.get(i, ln) for i, ln in enumerate(lines)]
-    code = "\n".join(out).strip("\n")
-    while "\n\n\n\n" in code:
-        code = code.replace("\n\n\n\n", "\n\n\n")
-    return code, names
-
-
-def _env_line(name: str, value) -> str:
-    env = name.upper()
-    if isinstance(value, bool):
-        return f'{env} = os.environ.get("{env}", "{int(value)}") == "1"'
-    if isinstance(value, int):
-        return f'{env} = int(os.environ.get("{env}", "{value}"))'
-    if isinstance(value, float):
-        return f'{env} = float(os.environ.get("{env}", "{value!r}"))'
-    return f'{env} = os.environ.get("{env}", {json.dumps(str(value))})'
-
-
-def export_code(cfg: TrainConfig) -> str:
-    """The single self-contained train_gpt.py for this config."""
-    parts = ['"""train_gpt.py — written by `trainer export-code` (golfcheck). Self-contained: needs only\n'
-             'numpy, torch and brotli. Run: `torchrun --standalone --nproc_per_node=8 train_gpt.py`\n'
-             '(or `python train_gpt.py`). Every setting below can be overridden by its environment variable."""',
-             "from __future__ import annotations", "", "import os", "import sys"]
-    seen: dict[str, str] = {}
-    for mod in BUNDLE:
-        src = inspect.getsource(importlib.import_module(mod))
-        code, names = _strip(src)
-        for n in names:
-            if n in seen and not n.startswith("__"):
-                raise BundleError(f"top-level name {n!r} defined in both {seen[n]} and {mod}")
-            seen[n] = mod
-        parts += ["", "", f"# {'=' * 20} {mod} {'=' * (70 - len(mod))}", code]
-    parts += ["", "", f"# {'=' * 20} the configuration of this record {'=' * 38}"]
-    env_names = []
-    for f in dataclasses.fields(cfg):
-        if f.name in ("records_dir", "reports_dir", "use_fixtures"):
-            continue  # gate/dev settings: the shipped script neither gates nor knows the fixtures
-        if f.name.upper() in seen:
-            raise BundleError(f"setting {f.name.upper()} collides with a top-level name of {seen[f.name.upper()]}")
-        parts.append(_env_line(f.name, getattr(cfg, f.name)))
-        env_names.append(f.name)
-    parts += ["", "", "def _record_config() -> TrainConfig:",
-              "    cfg = TrainConfig(" + ", ".join(f"{n}={n.upper()}" for n in env_names) + ")",
-              "    validate(cfg)", "    return cfg", "", "",
-              "_BUNDLED = True", "", 'if __name__ == "__main__":', "    sys.exit(main(cfg=_record_config()))", ""]
-    text = "\n".join(parts)
-    try:
-        compile(text, "train_gpt.py", "exec")
-    except SyntaxError as e:  # pragma: no cover - a bundler bug, never a user error
-        raise BundleError(f"bundled train_gpt.py does not compile: {e}") from e
-    for node in ast.walk(ast.parse(text)):
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            mods = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
-            for m in mods:
-                if m.split(".")[0] in ("trainer",) or m in BUNDLE:
-                    raise BundleError(f"bundled code still imports {m} (line {node.lineno})")
-    return text
 
 
 def record_config(cfg: TrainConfig, shipped: dict[str, str]) -> TrainConfig:
     """The config as the shipped script should default to it: shipped tokenizer/meta by file name."""
-    c = dataclasses.replace(cfg, use_fixtures=False)
+    c = dataclasses.replace(cfg, use_tiny_data=False)
     if "tokenizer" in shipped:
         c.tokenizer_path = shipped["tokenizer"]
     if "meta" in shipped:
@@ -219,8 +109,9 @@ verified it but it was not trained on the challenge's hardware or data.
 | figure | value |
 |---|---|
 | steps | {res.steps} |
-| training time | {res.train_seconds:.1f} s + export {res.export_seconds:.1f} s |
-| evaluation time | {res.eval_seconds:.1f} s |
+| training time (counted) | {res.total_train_seconds:.1f} s (loop {res.train_seconds:.1f} s + artifact work {res.artifact_seconds:.1f} s) |
+| export (reported, not counted) | {res.export_seconds:.1f} s |
+| evaluation time (scored passes) | {res.eval_seconds:.1f} s (+ {res.budget.diagnostic_s:.1f} s diagnostic, not counted) |
 | parameters | {res.params:,} |
 | code (train_gpt.py) | {code_bytes:,} bytes |
 | compressed model | {res.model_bytes:,} bytes |

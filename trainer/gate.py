@@ -80,39 +80,45 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def budget_preflight(cfg: TrainConfig) -> list[Finding]:
-    """Dry-run the export on an untrained model (time it) and time one eval forward batch."""
+def budget_preflight(cfg: TrainConfig, clock=time.perf_counter) -> list[Finding]:
+    """Dry-run the artifact work and the export on an untrained model (timed apart: only the
+    first counts against the training cap) and time one eval forward batch."""
     from trainer.data import load_val
     from trainer.model import GPT, autocast_context
-    from trainer.run import export_artifact, pick_device
+    from trainer.run import calibrate, pick_device, scored_pass, write_artifact
 
     device = pick_device(cfg)  # the device training will use
     torch.manual_seed(cfg.seed)
     model = GPT(cfg).to(device)
     with tempfile.TemporaryDirectory() as td:
-        t0 = time.perf_counter()
-        export_artifact(model, cfg, model.state_dict(), Path(td) / "dry.ptz", device, rank=0)
-        export_s = time.perf_counter() - t0
+        t0 = clock()
+        hessians = calibrate(model, cfg, device)
+        _sync(device)
+        artifact_s = clock() - t0
+        write_artifact(model, cfg, model.state_dict(), hessians, Path(td) / "dry.ptz", rank=0)
+        export_s = clock() - t0 - artifact_s
     T = cfg.eval_seq_len or cfg.train_seq_len
     x = torch.randint(0, cfg.vocab_size, (min(cfg.eval_batch_seqs, 8), T), device=device)
     model.eval()
     with torch.inference_mode(), autocast_context(device):
         model(x)  # warm-up
         _sync(device)
-        t0 = time.perf_counter()
+        t0 = clock()
         model(x)
         _sync(device)  # CUDA kernels run asynchronously: time the work, not the launch
-        fwd_s_per_tok = (time.perf_counter() - t0) / x.numel()
+        fwd_s_per_tok = (clock() - t0) / x.numel()
     n = len(load_val(cfg.val_files, cfg.vocab_size))
+    if cfg.val_max_tokens > 0:
+        n = min(n, cfg.val_max_tokens + 1)
     world = dist.get_world_size() if dist.is_initialized() else 1
-    plan = {"roundtrip_tokens": n}
-    if cfg.eval_stride:
-        plan["sliding_tokens"] = n * T // cfg.eval_stride
-    if cfg.ttt_enabled:  # scoring windows + training (forward+backward ≈ 3 forwards) per epoch
-        plan["ttt_tokens"] = n * T // (cfg.eval_stride or T) + 3 * cfg.ttt_epochs * n
-    est = sum(plan.values()) * fwd_s_per_tok / world
-    detail = dict(plan, forward_us_per_token=round(fwd_s_per_tok * 1e6, 3), world_size=world)
-    return [G.check_export_reserve(cfg.export_reserve_seconds, export_s, cfg.max_wallclock_seconds),
+    scored = scored_pass(cfg)  # only the pass the score depends on counts (audit.timing)
+    tokens = {"roundtrip": n, "sliding_window": n * T // max(cfg.eval_stride, 1),
+              # scoring windows + training (forward+backward ≈ 3 forwards) per epoch
+              "legal_ttt": n * T // (cfg.eval_stride or T) + 3 * cfg.ttt_epochs * n}[scored]
+    est = tokens * fwd_s_per_tok / world
+    detail = {"scored_pass": scored, "scored_tokens": tokens, "forward_us_per_token": round(fwd_s_per_tok * 1e6, 3),
+              "world_size": world}
+    return [G.check_export_reserve(cfg.export_reserve_seconds, artifact_s, cfg.max_wallclock_seconds, export_s),
             G.check_eval_plan(est, cfg.max_eval_seconds, detail)]
 
 
@@ -120,10 +126,10 @@ def budget_preflight(cfg: TrainConfig) -> list[Finding]:
 def post_checks(cfg: TrainConfig, res, code_bytes: int) -> list[Finding]:
     out = [G.check_sizes({"model_bytes": res.model_bytes}, {"model_bytes": Path(res.artifact_path).stat().st_size}),
            G.check_artifact(code_bytes, res.model_bytes, cfg.artifact_limit_bytes),
-           G.check_train_time(res.train_seconds, res.export_seconds, cfg.max_wallclock_seconds),
+           G.check_train_time(res.budget, cfg.max_wallclock_seconds),
            G.check_ledger(res.ledger_problems, res.ledger_summary),
            G.check_probe(res.probe),
-           G.check_eval_time(res.eval_seconds, cfg.max_eval_seconds, {k: s.seconds for k, s in res.scores.items()}),
+           G.check_eval_time(res.budget, cfg.max_eval_seconds, {t.label: t.seconds for t in res.timings}),
            G.check_roundtrip(res.roundtrip_digest, res.artifact_digest)]
     return [f for f in out if f is not None]
 
@@ -170,18 +176,85 @@ def _bcast_flag(flag: bool) -> bool:
     return bool(obj[0])
 
 
+def _summarize(report: Report, res, code_bytes: int) -> None:
+    report.summary.update({"steps": res.steps, "val_bpb": round(res.final.bpb, 6), "scored": res.final_label,
+                           "model_bytes": res.model_bytes, "code_bytes": code_bytes,
+                           "train_s": round(res.train_seconds, 2), "artifact_work_s": round(res.artifact_seconds, 2),
+                           "counted_train_s": round(res.total_train_seconds, 2),
+                           "export_s": round(res.export_seconds, 2), "warmup_s": round(res.warmup_seconds, 2),
+                           "scored_eval_s": round(res.eval_seconds, 2),
+                           "diagnostic_eval_s": round(res.budget.diagnostic_s, 2)})
+    report.tables.append(Table("eval passes", ["pass", "val_loss", "val_bpb", "seconds"],
+                               [[k, round(s.loss, 6), round(s.bpb, 6), round(s.seconds, 2)]
+                                for k, s in res.scores.items()]))
+
+
+def _record_files(report: Report, cfg: TrainConfig, res, code: bytes, log_path: Path, shipped: dict) -> dict:
+    """What the record folder holds: the counted code, the log, shipped tokenizer files, README, json."""
+    import json
+
+    from trainer.export import readme_text, submission_json
+
+    files: dict = {"train_gpt.py": code, log_path.name: log_path.read_bytes()}
+    if "tokenizer" in shipped:
+        files[shipped["tokenizer"]] = Path(cfg.tokenizer_path)
+    if "meta" in shipped:
+        files[shipped["meta"]] = Path(cfg.meta_path)
+    checks = [f for f in report.findings if f.rule_id == G.PASSED.id]
+    files["README.md"] = readme_text(cfg, res, cfg.run_name, len(code), checks).encode()
+    files["submission.json"] = (json.dumps(submission_json(cfg, res, cfg.run_name, len(code),
+                                                          _date.today().isoformat()), indent=2) + "\n").encode()
+    return files
+
+
+def _preflight(report: Report, cfg: TrainConfig, say) -> bool:
+    """The record folder must be new, the tokenizer audit must pass, the budgets must fit."""
+    records_dir, run_name = Path(cfg.records_dir), cfg.run_name
+    if (records_dir / run_name).exists():
+        report.add(G.RECORD_EXISTS.finding(f"{records_dir / run_name} already exists; it is never overwritten",
+                                           {"path": str(records_dir / run_name)}))
+        return False
+    say("preflight: tokenizer audit")
+    report.extend(tokenizer_preflight(cfg))
+    if report.passed:
+        say("preflight: budgets (dry-run artifact work and export, eval plan)")
+        report.extend(budget_preflight(cfg))
+    if not report.passed:
+        report.summary["stage"] = "preflight"
+        say("preflight FAILED: " + "; ".join(f.message for f in report.errors))
+    return report.passed
+
+
+def _publish(report: Report, cfg: TrainConfig, files: dict, code_bytes: int, say) -> Path | None:
+    """Stage, check the staged folder (sizes on disk, `audit submission`), publish with one rename."""
+    from trainer.export import discard, publish, stage_record
+
+    records_dir, run_name = Path(cfg.records_dir), cfg.run_name
+    staged = stage_record(records_dir, run_name, files)
+    report.add(G.check_sizes({"code_bytes": code_bytes}, {"code_bytes": (staged / "train_gpt.py").stat().st_size}))
+    report.extend(submission_check(staged))
+    if not report.passed:
+        discard(staged)
+        report.summary["stage"] = "record"
+        say("record checks FAILED: " + "; ".join(f.message for f in report.errors))
+        return None
+    try:
+        return publish(staged, records_dir, run_name)
+    except FileExistsError:
+        discard(staged)
+        report.add(G.RECORD_EXISTS.finding(f"{records_dir / run_name} appeared during the run; not overwritten",
+                                           {"path": str(records_dir / run_name)}))
+        return None
+
+
 def run_gated(cfg: TrainConfig, sources: dict | None = None, *, echo: bool = True) -> GateOutcome:
-    from trainer.export import (discard, export_code, publish, readme_text, record_config, shipped_names,
-                                stage_record, submission_json)
-    from trainer.run import train
+    from trainer.export import export_code, record_config, shipped_names
+    from trainer.run import setup_distributed, train
 
     cfg = fill_data_paths(cfg)
     run_name = run_name_for(cfg)
     cfg = dataclasses.replace(cfg, run_name=run_name)
-    records_dir = Path(cfg.records_dir)
     report = Report("gate", run_name, summary={"preset": cfg.preset, "seed": cfg.seed})
-    from trainer.run import setup_distributed
-
     rank = setup_distributed(cfg)[0]  # under torchrun the process group must exist before any decision
 
     def say(msg: str) -> None:
@@ -193,22 +266,8 @@ def run_gated(cfg: TrainConfig, sources: dict | None = None, *, echo: bool = Tru
             return GateOutcome(1, report)
         train(cfg, code_bytes=0, echo=False, out_dir=tempfile.mkdtemp(prefix="golfcheck-rank-"))
         return GateOutcome(0, report)
-    if (records_dir / run_name).exists():
-        report.add(G.RECORD_EXISTS.finding(f"{records_dir / run_name} already exists; it is never overwritten",
-                                           {"path": str(records_dir / run_name)}))
-        _bcast_flag(False)
+    if not _bcast_flag(_preflight(report, cfg, say)):
         return _finish(report, cfg, run_name)
-    say("preflight: tokenizer audit")
-    report.extend(tokenizer_preflight(cfg))
-    if report.passed:
-        say("preflight: budgets (dry-run export, eval plan)")
-        report.extend(budget_preflight(cfg))
-    _bcast_flag(report.passed)
-    if not report.passed:
-        report.summary["stage"] = "preflight"
-        say("preflight FAILED: " + "; ".join(f.message for f in report.errors))
-        return _finish(report, cfg, run_name)
-
     shipped = shipped_names(cfg)
     code = export_code(record_config(cfg, shipped)).encode("utf-8")
     with tempfile.TemporaryDirectory(prefix="golfcheck-run-") as work:
@@ -220,44 +279,15 @@ def run_gated(cfg: TrainConfig, sources: dict | None = None, *, echo: bool = Tru
                                             {"traceback": traceback.format_exc(limit=5)}))
             report.summary["stage"] = "train"
             return _finish(report, cfg, run_name)
-        report.summary.update({"steps": res.steps, "val_bpb": round(res.final.bpb, 6), "scored": res.final_label,
-                               "model_bytes": res.model_bytes, "code_bytes": len(code),
-                               "train_s": round(res.train_seconds, 2), "export_s": round(res.export_seconds, 2),
-                               "eval_s": round(res.eval_seconds, 2)})
-        report.tables.append(Table("eval passes", ["pass", "val_loss", "val_bpb", "seconds"],
-                                   [[k, round(s.loss, 6), round(s.bpb, 6), round(s.seconds, 2)]
-                                    for k, s in res.scores.items()]))
+        _summarize(report, res, len(code))
         report.extend(post_checks(cfg, res, len(code)))
         if not report.passed:
             report.summary["stage"] = "post-run"
             say("post-run checks FAILED: " + "; ".join(f.message for f in report.errors))
             return _finish(report, cfg, run_name, result=res)
-        files: dict = {"train_gpt.py": code, log_path.name: log_path.read_bytes()}
-        if "tokenizer" in shipped:
-            files[shipped["tokenizer"]] = Path(cfg.tokenizer_path)
-        if "meta" in shipped:
-            files[shipped["meta"]] = Path(cfg.meta_path)
-        checks = [f for f in report.findings if f.rule_id == G.PASSED.id]
-        files["README.md"] = readme_text(cfg, res, run_name, len(code), checks).encode()
-        import json
-
-        files["submission.json"] = (json.dumps(submission_json(cfg, res, run_name, len(code),
-                                                              _date.today().isoformat()), indent=2) + "\n").encode()
-        staged = stage_record(records_dir, run_name, files)
-        report.add(G.check_sizes({"code_bytes": len(code)}, {"code_bytes": (staged / "train_gpt.py").stat().st_size}))
-        report.extend(submission_check(staged))
-        if not report.passed:
-            discard(staged)
-            report.summary["stage"] = "record"
-            say("record checks FAILED: " + "; ".join(f.message for f in report.errors))
-            return _finish(report, cfg, run_name, result=res)
-        try:
-            final = publish(staged, records_dir, run_name)
-        except FileExistsError:
-            discard(staged)
-            report.add(G.RECORD_EXISTS.finding(f"{records_dir / run_name} appeared during the run; not overwritten",
-                                               {"path": str(records_dir / run_name)}))
-            return _finish(report, cfg, run_name, result=res)
+        final = _publish(report, cfg, _record_files(report, cfg, res, code, log_path, shipped), len(code), say)
+    if final is None:
+        return _finish(report, cfg, run_name, result=res)
     report.summary["record"] = str(final)
     say(f"record written: {final}")
     return _finish(report, cfg, run_name, final, res)

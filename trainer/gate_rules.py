@@ -7,6 +7,7 @@ tested with a failing and a passing input without training anything.
 from __future__ import annotations
 
 from audit.rules import Finding, rule
+from audit.timing import TOLERANCE_S, Budget
 
 FAMILY = "gate"
 
@@ -28,18 +29,22 @@ RECORD_EXISTS = rule(
 
 EXPORT_RESERVE = rule(
     "GATE003", "gate-export-reserve-too-small", "error",
-    "time reserved for export must cover the measured export time of a dry run",
-    explanation="""Work that produces the artifact (GPTQ calibration, quantization, compression)
-belongs to the training budget. Training stops at cap − reserve; if the export takes longer
-than the reserve, the run is over its cap (a known review finding: ~810 s used of 600 s).""",
-    fix="Raise export_reserve_seconds above the measured dry-run export time, or make export cheaper.",
+    "time reserved inside the training cap must cover the artifact-producing data work of a dry run",
+    explanation="""Data-dependent work that produces the artifact (GPTQ calibration, Hessians,
+self-generated calibration text) counts against the 600 s training cap (audit.timing). Training
+stops at cap − reserve; if that work takes longer than the reserve, the run is over its cap (a
+known review finding: ~810 s used of 600 s). Quantizing and compressing the final weights is
+export: reported, not counted.""",
+    fix="Raise export_reserve_seconds above the measured dry-run calibration time, or calibrate on less data.",
     family=FAMILY)
 
 EVAL_PLAN = rule(
     "GATE004", "gate-eval-plan-over-budget", "error",
-    "the planned evaluation passes must fit the eval time cap (estimated from a timed forward pass)",
-    explanation="""Every eval pass the score depends on (roundtrip, sliding window, TTT) counts toward
-the 600 s eval cap. The estimate multiplies the planned forward tokens by a measured throughput.""",
+    "the planned scored evaluation pass must fit the eval time cap (estimated from a timed forward pass)",
+    explanation="""The eval passes the reported score depends on count toward the 600 s eval cap
+(audit.timing); diagnostic passes (the roundtrip pass when a sliding or TTT score is reported)
+are reported, not counted. The estimate multiplies the planned forward tokens by a measured
+throughput.""",
     fix="Raise eval_stride, lower ttt_epochs, or disable a pass the score does not need.",
     family=FAMILY)
 
@@ -59,8 +64,11 @@ ARTIFACT_SIZE = rule(
 
 TRAIN_TIME = rule(
     "GATE011", "gate-train-time-over-cap", "error",
-    "training time including export must be ≤ max_wallclock_seconds",
-    explanation="The 600 s training budget includes producing the artifact (GPTQ, compression).",
+    "training + artifact-producing data work must be ≤ max_wallclock_seconds (within the tolerance)",
+    explanation="""As the organisers apply the rule (audit.timing): the training loop plus the
+data-dependent work that produces the artifact (GPTQ calibration) count against the cap, within
+TOLERANCE_S (the clock is read between steps); the export of the final weights (quantize,
+compress) is reported separately and not counted; compile-priming steps are not counted.""",
     fix="Raise export_reserve_seconds or lower iterations.",
     family=FAMILY)
 
@@ -84,8 +92,9 @@ per-position losses up to t. It also requires some loss after t to move, else it
 
 EVAL_TIME = rule(
     "GATE014", "gate-eval-time-over-cap", "error",
-    "the summed time of the eval passes must be ≤ max_eval_seconds",
-    explanation="Every eval pass the reported score depends on counts; the gate sums all passes it ran.",
+    "the summed time of the scored eval passes must be ≤ max_eval_seconds (within the tolerance)",
+    explanation="""Every eval pass the reported score depends on counts (audit.timing); diagnostic
+passes whose numbers the score does not use (and the causality probe) are reported, not counted.""",
     fix="Make evaluation cheaper (larger stride, fewer TTT epochs).",
     family=FAMILY)
 
@@ -129,12 +138,14 @@ def ok(check: str, message: str, evidence: dict) -> Finding:
     return PASSED.finding(f"{check}: {message}", dict(evidence, check=check))
 
 
-def check_export_reserve(reserve_s: float, measured_s: float, cap_s: float) -> Finding:
-    ev = {"export_reserve_s": round(reserve_s, 3), "dry_run_export_s": round(measured_s, 3), "cap_s": cap_s}
-    if cap_s > 0 and reserve_s < measured_s:
-        return EXPORT_RESERVE.finding(f"export reserve {reserve_s:.1f}s is below the dry-run export time "
-                                      f"{measured_s:.1f}s", ev)
-    return ok("export-reserve", f"reserve {reserve_s:.1f}s ≥ dry-run export {measured_s:.2f}s", ev)
+def check_export_reserve(reserve_s: float, artifact_work_s: float, cap_s: float, export_s: float = 0.0) -> Finding:
+    ev = {"export_reserve_s": round(reserve_s, 3), "dry_run_artifact_work_s": round(artifact_work_s, 3),
+          "dry_run_export_s": round(export_s, 3), "cap_s": cap_s}
+    if cap_s > 0 and reserve_s < artifact_work_s:
+        return EXPORT_RESERVE.finding(f"reserve {reserve_s:.1f}s is below the dry-run artifact work (calibration) "
+                                      f"{artifact_work_s:.1f}s", ev)
+    return ok("export-reserve", f"reserve {reserve_s:.1f}s ≥ dry-run artifact work {artifact_work_s:.2f}s "
+                                f"(export {export_s:.2f}s, not counted)", ev)
 
 
 def check_eval_plan(estimate_s: float, cap_s: float, detail: dict) -> Finding:
@@ -153,13 +164,15 @@ def check_artifact(code_bytes: int, model_bytes: int, limit: int) -> Finding:
     return ok("artifact-size", f"{total:,} bytes ≤ {limit:,}", ev)
 
 
-def check_train_time(train_s: float, export_s: float, cap_s: float) -> Finding:
-    total = train_s + export_s
-    ev = {"train_s": round(train_s, 3), "export_s": round(export_s, 3), "total_s": round(total, 3), "cap_s": cap_s}
-    if cap_s > 0 and total > cap_s:
-        return TRAIN_TIME.finding(f"training took {total:.1f}s including {export_s:.1f}s of export, "
-                                  f"{total - cap_s:.1f}s over the {cap_s:.0f}s cap", ev)
-    return ok("train-time", f"{total:.1f}s (export {export_s:.1f}s) ≤ {cap_s:.0f}s", ev)
+def check_train_time(b: Budget, cap_s: float) -> Finding:
+    """b.train_s (loop + artifact work) against the cap; export and priming reported only."""
+    ev = {"counted_s": round(b.train_s, 3), "export_s": round(b.export_s, 3), "cap_s": cap_s,
+          "tolerance_s": TOLERANCE_S}
+    if cap_s > 0 and b.train_s - cap_s > TOLERANCE_S:
+        return TRAIN_TIME.finding(f"training + artifact work took {b.train_s:.1f}s, {b.train_s - cap_s:.1f}s over the "
+                                  f"{cap_s:.0f}s cap (tolerance {TOLERANCE_S:g}s; export {b.export_s:.1f}s not counted)", ev)
+    return ok("train-time", f"{b.train_s:.1f}s ≤ {cap_s:.0f}s (+{TOLERANCE_S:g}s tolerance); "
+                            f"export {b.export_s:.1f}s reported, not counted", ev)
 
 
 def check_ledger(problems: list[str] | None, summary: dict | None) -> Finding | None:
@@ -186,11 +199,14 @@ def check_probe(probe) -> Finding | None:
                                  f"after t moved by up to {probe.max_diff_after:.2e}", ev)
 
 
-def check_eval_time(eval_s: float, cap_s: float, passes: dict) -> Finding:
-    ev = {"eval_s": round(eval_s, 3), "cap_s": cap_s, "passes_s": {k: round(v, 3) for k, v in passes.items()}}
-    if cap_s > 0 and eval_s > cap_s:
-        return EVAL_TIME.finding(f"evaluation took {eval_s:.1f}s, over the {cap_s:.0f}s cap", ev)
-    return ok("eval-time", f"{eval_s:.1f}s ≤ {cap_s:.0f}s", ev)
+def check_eval_time(b: Budget, cap_s: float, passes: dict) -> Finding:
+    """b.eval_s (scored passes) against the cap; diagnostic passes reported only."""
+    ev = {"scored_s": round(b.eval_s, 3), "diagnostic_s": round(b.diagnostic_s, 3), "cap_s": cap_s,
+          "tolerance_s": TOLERANCE_S, "passes_s": {k: round(v, 3) for k, v in passes.items()}}
+    if cap_s > 0 and b.eval_s - cap_s > TOLERANCE_S:
+        return EVAL_TIME.finding(f"scored evaluation took {b.eval_s:.1f}s, over the {cap_s:.0f}s cap "
+                                 f"(tolerance {TOLERANCE_S:g}s)", ev)
+    return ok("eval-time", f"scored {b.eval_s:.1f}s ≤ {cap_s:.0f}s; diagnostic {b.diagnostic_s:.1f}s not counted", ev)
 
 
 def check_roundtrip(scored_digest: str, artifact_digest: str) -> Finding:

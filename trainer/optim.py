@@ -10,17 +10,31 @@ import torch.nn as nn
 from trainer.config import TrainConfig
 
 NS_COEFFS = (3.4445, -4.7750, 2.0315)  # quintic Newton–Schulz, as in the Muon records
+# Polar Express: one (a, b, c) per iteration, tuned so 5 steps land closer to the polar factor
+# than 5 fixed quintic steps (the values of the 2026-04-23…29 records).
+PE_COEFFS = ((8.156554524902461, -22.48329292557795, 15.878769915207462),
+             (4.042929935166739, -2.808917465908714, 0.5000178451051316),
+             (3.8916678022926607, -2.772484153217685, 0.5060648178503393),
+             (3.285753657755655, -2.3681294933425376, 0.46449024233003106),
+             (2.3465413258596377, -1.7097828382687081, 0.42323551169305323))
 
 
-def newton_schulz(g: torch.Tensor, steps: int = 5, eps: float = 1e-7) -> torch.Tensor:
+def ns_schedule(steps: int, variant: str = "quintic") -> list[tuple[float, float, float]]:
+    """The (a, b, c) of each iteration: fixed quintic, or Polar Express (its first `steps`
+    tuples; more steps than tuples run the five once, as the records do)."""
+    if variant == "polar_express":
+        return list(PE_COEFFS[:steps] if steps <= len(PE_COEFFS) else PE_COEFFS)
+    return [NS_COEFFS] * steps
+
+
+def newton_schulz(g: torch.Tensor, steps: int = 5, eps: float = 1e-7, variant: str = "quintic") -> torch.Tensor:
     """Approximately orthogonalise a matrix (U Vᵀ of its SVD) with `steps` quintic iterations."""
-    a, b, c = NS_COEFFS
     x = g.bfloat16() if g.is_cuda else g.float()  # bf16 on GPU as the records do; exact on CPU
     transposed = x.size(0) > x.size(1)
     if transposed:
         x = x.T
     x = x / (x.norm() + eps)
-    for _ in range(steps):
+    for a, b, c in ns_schedule(steps, variant):
         A = x @ x.T
         B = b * A + c * A @ A
         x = a * x + B @ x
@@ -35,9 +49,9 @@ class Muon(torch.optim.Optimizer):
     """
 
     def __init__(self, params, lr: float, momentum: float, steps: int = 5, nesterov: bool = True,
-                 weight_decay: float = 0.0):
+                 weight_decay: float = 0.0, ns: str = "quintic", row_normalize: bool = False):
         super().__init__(list(params), dict(lr=lr, momentum=momentum, steps=steps, nesterov=nesterov,
-                                            weight_decay=weight_decay))
+                                            weight_decay=weight_decay, ns=ns, row_normalize=row_normalize))
 
     @torch.no_grad()
     def step(self):
@@ -47,7 +61,9 @@ class Muon(torch.optim.Optimizer):
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
                 continue
-            flat = torch.zeros(sum(p.numel() for p in params), device=params[0].device, dtype=torch.float32)
+            # The update buffer is bf16 on GPU as in the official script (NS runs in bf16 there), fp32 on CPU.
+            buf_dtype = torch.bfloat16 if params[0].is_cuda else torch.float32
+            flat = torch.zeros(sum(p.numel() for p in params), device=params[0].device, dtype=buf_dtype)
             off = 0
             for i, p in enumerate(params):
                 n = p.numel()
@@ -56,9 +72,11 @@ class Muon(torch.optim.Optimizer):
                     buf = st.setdefault("momentum_buffer", torch.zeros_like(p.grad))
                     buf.mul_(group["momentum"]).add_(p.grad)
                     g = p.grad.add(buf, alpha=group["momentum"]) if group["nesterov"] else buf
-                    u = newton_schulz(g, group["steps"])
+                    if group["row_normalize"]:  # MuonEq-R: equal-norm rows before orthogonalising
+                        g = g / g.float().norm(dim=-1, keepdim=True).clamp_min(1e-7).to(g.dtype)
+                    u = newton_schulz(g, group["steps"], variant=group["ns"])
                     u = u * max(1.0, p.size(0) / p.size(1)) ** 0.5  # keep RMS comparable for tall matrices
-                    flat[off:off + n] = u.flatten().float()
+                    flat[off:off + n] = u.flatten().to(buf_dtype)
                 off += n
             if world > 1:
                 dist.all_reduce(flat, op=dist.ReduceOp.SUM)
@@ -72,15 +90,22 @@ class Muon(torch.optim.Optimizer):
 
 
 def param_groups(model: nn.Module) -> dict[str, list[tuple[str, nn.Parameter]]]:
-    """Split parameters: 2-D block matrices → Muon; embedding tables → embed; the rest → scalar."""
-    groups: dict[str, list] = {"matrix": [], "embed": [], "scalar": []}
-    for name, p in model.named_parameters():
-        if name.endswith(("tok_emb.weight", "table.weight", "ve_table.weight")):
-            groups["embed"].append((name, p))
-        elif p.ndim == 2 and not name.startswith("skip_weights") and "resid_mix" not in name:
-            groups["matrix"].append((name, p))
-        else:
-            groups["scalar"].append((name, p))
+    """Route parameters by the module that owns them: embedding tables → embed (Adam); the
+    untied output head → head (Adam, HEAD_LR); linear-layer weight matrices → Muon; everything
+    else (gains, scales, mixes, skip weights, gates: parameters held directly) → scalar (Adam)."""
+    groups: dict[str, list] = {"matrix": [], "embed": [], "head": [], "scalar": []}
+    head = getattr(model, "lm_head", None)
+    for mod_name, mod in model.named_modules():
+        for pname, p in mod.named_parameters(recurse=False):
+            name = f"{mod_name}.{pname}" if mod_name else pname
+            if isinstance(mod, nn.Embedding):
+                groups["embed"].append((name, p))
+            elif head is not None and mod is head:
+                groups["head"].append((name, p))
+            elif isinstance(mod, nn.Linear) and p.ndim == 2:
+                groups["matrix"].append((name, p))
+            else:
+                groups["scalar"].append((name, p))
     return groups
 
 
@@ -91,14 +116,19 @@ class Optimizers:
         self.cfg = cfg
         g = param_groups(model)
         self.muon = Muon([p for _, p in g["matrix"]], lr=cfg.matrix_lr, momentum=cfg.muon_momentum,
-                         steps=cfg.muon_backend_steps, nesterov=cfg.muon_nesterov, weight_decay=cfg.muon_wd)
+                         steps=cfg.muon_backend_steps, nesterov=cfg.muon_nesterov, weight_decay=cfg.muon_wd,
+                         ns=cfg.muon_ns, row_normalize=cfg.muon_row_normalize)
         adam_groups = []
+        token_lr = cfg.tied_embed_lr if cfg.tie_embeddings else cfg.embed_lr  # as the official script
         if g["embed"]:
-            adam_groups.append(dict(params=[p for _, p in g["embed"]], lr=cfg.tied_embed_lr, base_lr=cfg.tied_embed_lr,
-                                    weight_decay=cfg.adam_wd))
+            adam_groups.append(dict(params=[p for _, p in g["embed"]], lr=token_lr, base_lr=token_lr,
+                                    weight_decay=cfg.embed_wd if cfg.embed_wd >= 0 else cfg.adam_wd))
+        if g["head"]:
+            adam_groups.append(dict(params=[p for _, p in g["head"]], lr=cfg.head_lr, base_lr=cfg.head_lr,
+                                    weight_decay=0.0))
         if g["scalar"]:
             adam_groups.append(dict(params=[p for _, p in g["scalar"]], lr=cfg.scalar_lr, base_lr=cfg.scalar_lr,
-                                    weight_decay=0.0))
+                                    weight_decay=cfg.scalar_wd))
         self.adam = torch.optim.AdamW(adam_groups, betas=(cfg.beta1, cfg.beta2), eps=cfg.adam_eps)
         for grp in self.muon.param_groups:
             grp["base_lr"] = cfg.matrix_lr
@@ -129,10 +159,11 @@ class Optimizers:
 
 
 def lr_scale(cfg: TrainConfig, step: int, elapsed_s: float, budget_s: float | None) -> float:
-    """Linear warmup, then flat, then linear warmdown to 0 — over the last `warmdown_iters`
-    iterations, or (with a wall-clock budget) over the time the remaining warmdown steps need."""
-    if cfg.warmup_steps > 0 and step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
+    """Flat, then linear warmdown to 0 — over the last `warmdown_iters` iterations, or (with a
+    wall-clock budget) over the time the remaining warmdown steps need. No LR warmup: WARMUP_STEPS
+    are priming steps whose effect is undone (trainer.run), as in the official script."""
+    if cfg.warmdown_frac > 0:
+        return warmdown_frac_scale(cfg, training_fraction(cfg, step, elapsed_s, budget_s))
     if cfg.warmdown_iters <= 0:
         return 1.0
     by_iter = max(cfg.iterations - step, 0) / cfg.warmdown_iters
@@ -142,6 +173,21 @@ def lr_scale(cfg: TrainConfig, step: int, elapsed_s: float, budget_s: float | No
         by_time = remaining / max(cfg.warmdown_iters * step_s, 1e-9)
         return min(1.0, by_iter, by_time)
     return min(1.0, by_iter)
+
+
+def training_fraction(cfg: TrainConfig, step: int, elapsed_s: float, budget_s: float | None) -> float:
+    """How far training is: elapsed / budget under a wall-clock budget, else step / iterations."""
+    if budget_s:
+        return elapsed_s / max(budget_s, 1e-9)
+    return step / max(cfg.iterations, 1)
+
+
+def warmdown_frac_scale(cfg: TrainConfig, frac: float) -> float:
+    """Flat, then over the last `warmdown_frac` of training linearly down, floored at `min_lr`."""
+    start = 1.0 - cfg.warmdown_frac
+    if frac < start:
+        return 1.0
+    return max((1.0 - frac) / cfg.warmdown_frac, cfg.min_lr)
 
 
 class EMA:

@@ -173,9 +173,73 @@ def self_generate(model: nn.Module, n_seqs: int, seq_len: int, bos_id: int, seed
     return seqs
 
 
+# The official baseline's int8 export (`quant_format = "int8_clean"`), rule for rule as in the
+# challenge's train_gpt.py (checked against ../shared/reference/train_gpt_official.py by
+# tests/test_trainer_parity.py: same codes, scales and dequantized weights).
+INT8_CLIP_Q = 99.99984 / 100.0  # each row clipped at this quantile of |w|
+INT8_SCALE_FLOOR = 1.0 / 127.0  # per-row scales never go below this
+QUANTILE_MAX_ELEMENTS = 1 << 24  # torch.quantile refuses larger inputs: rows are taken in chunks
+
+
+def _row_quantiles(t32: torch.Tensor, q: float) -> torch.Tensor:
+    rows = max(1, QUANTILE_MAX_ELEMENTS // max(t32.size(1), 1))
+    return torch.cat([torch.quantile(t32[i:i + rows].abs(), q, dim=1) for i in range(0, t32.size(0), rows)])
+
+
+def int8_clean_tensor(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Matrices: per-row clip at the quantile, scale clip/127 floored at 1/127 (stored float16,
+    the codes computed with the float32 scale). Other shapes: one float32 scale, no floor."""
+    t32 = t.float()
+    if t32.ndim == 2:
+        clip = _row_quantiles(t32, INT8_CLIP_Q) if t32.numel() else torch.empty(t32.size(0))
+        clipped = torch.maximum(torch.minimum(t32, clip[:, None]), -clip[:, None])
+        scale = (clip / 127.0).clamp_min(INT8_SCALE_FLOOR)
+        q = torch.clamp(torch.round(clipped / scale[:, None]), -127, 127).to(torch.int8)
+        return q.contiguous(), scale.half().contiguous()
+    clip = float(torch.quantile(t32.abs().flatten(), INT8_CLIP_Q)) if t32.numel() else 0.0
+    scale = torch.tensor(clip / 127.0 if clip > 0 else 1.0, dtype=torch.float32)
+    q = torch.clamp(torch.round(torch.clamp(t32, -clip, clip) / scale), -127, 127).to(torch.int8)
+    return q.contiguous(), scale
+
+
+def _patterns(text: str) -> tuple[str, ...]:
+    return tuple(p for p in str(text).split(",") if p)
+
+
+def quantize_int8_clean(state: dict[str, torch.Tensor], cfg) -> dict[str, dict]:
+    """Non-float tensors pass through exactly; float tensors of ≤ passthrough_numel elements pass
+    through (float32 when the name matches a keep-float pattern, else float16 remembering the
+    original dtype); larger float tensors become int8."""
+    keep32 = _patterns(cfg.int8_keep_float_fp32_name_patterns)
+    out: dict[str, dict] = {}
+    for name, t in state.items():
+        t = t.detach().cpu().contiguous()
+        dtype = str(t.dtype).replace("torch.", "")
+        if not t.is_floating_point():
+            out[name] = {"kind": "raw", "data": t, "dtype": dtype}
+        elif t.numel() <= cfg.passthrough_numel:
+            if any(p in name for p in keep32):
+                out[name] = {"kind": "f32", "data": t.float(), "dtype": "float32"}
+            elif t.dtype in (torch.float32, torch.bfloat16):
+                out[name] = {"kind": "f16", "data": t.half(), "dtype": dtype}
+            else:
+                out[name] = {"kind": "raw", "data": t, "dtype": dtype}
+        else:
+            q, s = int8_clean_tensor(t)
+            out[name] = {"kind": "q" if s.ndim else "q1", "q": q, "scale": s, "bits": 8, "dtype": dtype}
+    return out
+
+
 def quantize_state(model: nn.Module, state: dict[str, torch.Tensor], cfg,
                    hessians: dict[str, torch.Tensor] | None = None) -> dict[str, dict]:
-    """{name: entry}; entry kind "q" (codes + scales + bits) or "f16" (passthrough)."""
+    """{name: entry}; entry kind "q" (codes + per-row scales + bits), "q1" (codes + one scale),
+    "f16" / "f32" (float passthrough) or "raw" (exact passthrough)."""
+    if cfg.quant_format == "int8_clean":
+        return quantize_int8_clean(state, cfg)
+    from trainer.gptq import quantize_record, record_quant_enabled  # the 2026-04-29 record's export
+
+    if record_quant_enabled(cfg):
+        return quantize_record(model, state, cfg, hessians)
     out: dict[str, dict] = {}
     gptq: list[tuple[str, torch.Tensor, torch.Tensor, int]] = []
     for name, t in state.items():
@@ -203,18 +267,29 @@ def dequantize_state(qstate: dict[str, dict]) -> dict[str, torch.Tensor]:
     out = {}
     for name, e in qstate.items():
         dt = getattr(torch, e["dtype"])
-        out[name] = (dequantize_rows(e["q"], e["scale"]) if e["kind"] == "q" else e["data"].float()).to(dt)
-    return out
+        if e["kind"] == "raw":
+            out[name] = e["data"]
+        elif e["kind"] == "q1":
+            out[name] = (e["q"].float() * float(e["scale"])).to(dt).contiguous()
+        elif e["kind"] == "q":
+            out[name] = dequantize_rows(e["q"], e["scale"]).to(dt).contiguous()
+        else:
+            out[name] = e["data"].float().to(dt)
+    from trainer.gptq import fold_lqer  # low-rank corrections, when the artifact has them
+
+    return fold_lqer(out)
 
 
 def serialize(qstate: dict[str, dict]) -> bytes:
     """A pickle-free container: MAGIC, header length, JSON header, then the raw arrays."""
     entries, blobs, off = [], [], 0
     for name, e in qstate.items():
-        if e["kind"] == "q":
-            arrays = [("q", e["q"].numpy().astype(np.int8)), ("scale", e["scale"].numpy().astype("<f2"))]
+        if e["kind"] in ("q", "q1"):
+            arrays = [("q", e["q"].numpy().astype(np.int8)),
+                      ("scale", e["scale"].numpy().astype("<f2" if e["kind"] == "q" else "<f4"))]
         else:
-            arrays = [("data", e["data"].numpy().astype("<f2"))]
+            data = e["data"].numpy()
+            arrays = [("data", data.astype({"f16": "<f2", "f32": "<f4"}.get(e["kind"], data.dtype.newbyteorder("<"))))]
         rec = {"name": name, "kind": e["kind"], "dtype": e["dtype"], "bits": e.get("bits")}
         for key, a in arrays:
             b = a.tobytes()
@@ -227,6 +302,9 @@ def serialize(qstate: dict[str, dict]) -> bytes:
 
 
 def deserialize(raw: bytes) -> dict[str, dict]:
+    from trainer.gptq import unshuffle_bytes  # a byte-shuffled container undoes itself
+
+    raw = unshuffle_bytes(raw)
     if raw[:4] != QMAGIC:
         raise ValueError("not a golfcheck quantized model (magic mismatch)")
     (hlen,) = struct.unpack("<I", raw[4:8])
