@@ -134,13 +134,16 @@ def post_checks(cfg: TrainConfig, res, code_bytes: int) -> list[Finding]:
     return [f for f in out if f is not None]
 
 
-def submission_check(folder: Path) -> list[Finding]:
+def submission_check(folder: Path, val_bytes: int | None = None) -> list[Finding]:
+    """`audit submission` on the staged folder. `val_bytes`: the bytes of the val set this run scored,
+    so the byte-denominator check (SUB041) compares the log's figures with this run's own val set
+    (a fixture run is not on the challenge's 151,080,633-byte set)."""
     try:
         from audit.submission import audit_submission  # lazy: built by another package
     except ImportError as e:
         return [G.AUDIT_UNAVAILABLE.finding(f"audit.submission cannot be imported ({e}); refusing to publish a record",
                                             {"module": "audit.submission", "error": str(e)})]
-    rep = audit_submission(folder)
+    rep = audit_submission(folder, val_bytes=val_bytes)
     errs = rep.errors
     ev = {"verdict": rep.final_verdict, "errors": [f"{f.rule_id} {f.message}" for f in errs[:10]],
           "warnings": [f"{f.rule_id} {f.message}" for f in rep.warnings[:10]]}
@@ -207,6 +210,12 @@ def _record_files(report: Report, cfg: TrainConfig, res, code: bytes, log_path: 
     return files
 
 
+def _val_bytes(res) -> int | None:
+    """The byte count of the val set the run scored: the full-stream pass's denominator."""
+    sums = [sc.bytes_sum for sc in (res.scores or {}).values() if sc.bytes_sum > 0]
+    return round(max(sums)) if sums else None
+
+
 def _preflight(report: Report, cfg: TrainConfig, say) -> bool:
     """The record folder must be new, the tokenizer audit must pass, the budgets must fit."""
     records_dir, run_name = Path(cfg.records_dir), cfg.run_name
@@ -225,14 +234,15 @@ def _preflight(report: Report, cfg: TrainConfig, say) -> bool:
     return report.passed
 
 
-def _publish(report: Report, cfg: TrainConfig, files: dict, code_bytes: int, say) -> Path | None:
+def _publish(report: Report, cfg: TrainConfig, files: dict, code_bytes: int, say,
+             val_bytes: int | None = None) -> Path | None:
     """Stage, check the staged folder (sizes on disk, `audit submission`), publish with one rename."""
     from trainer.export import discard, publish, stage_record
 
     records_dir, run_name = Path(cfg.records_dir), cfg.run_name
     staged = stage_record(records_dir, run_name, files)
     report.add(G.check_sizes({"code_bytes": code_bytes}, {"code_bytes": (staged / "train_gpt.py").stat().st_size}))
-    report.extend(submission_check(staged))
+    report.extend(submission_check(staged, val_bytes))
     if not report.passed:
         discard(staged)
         report.summary["stage"] = "record"
@@ -285,7 +295,8 @@ def run_gated(cfg: TrainConfig, sources: dict | None = None, *, echo: bool = Tru
             report.summary["stage"] = "post-run"
             say("post-run checks FAILED: " + "; ".join(f.message for f in report.errors))
             return _finish(report, cfg, run_name, result=res)
-        final = _publish(report, cfg, _record_files(report, cfg, res, code, log_path, shipped), len(code), say)
+        final = _publish(report, cfg, _record_files(report, cfg, res, code, log_path, shipped), len(code), say,
+                         _val_bytes(res))
     if final is None:
         return _finish(report, cfg, run_name, result=res)
     report.summary["record"] = str(final)
