@@ -30,7 +30,7 @@ def test_catalogue_ids_are_unique_and_complete():
     for rid, r in cat.items():
         assert rid == r.id
         assert r.summary and r.explanation and r.fix, rid
-        assert r.family in {"tokenizer", "tokenmonster", "submission", "gate"}, rid
+        assert r.family in {"tokenizer", "tokenmonster", "submission", "preflight", "gate"}, rid
 
 
 def test_duplicate_rule_id_is_refused():
