@@ -19,12 +19,12 @@ from trainer.data import ByteLUT
 from trainer.model import GPT
 
 TOY = dict(num_layers="4", model_dim="64", num_heads="4", num_kv_heads="2", rope_dims="8", xsa_last_n="4",
-           recur_layers="1,2", parallel_residual_start="3", gate_window="8", iterations="16", warmup_steps="2",
+           recur_layers="1,2", parallel_residual_start="3", gate_window="8", iterations="8", warmup_steps="1",
            train_seq_len="128", eval_seq_len="128", eval_stride="64", train_batch_tokens="1024",
-           grad_accum_steps="1", val_batch_size="0", val_max_tokens="1536", gptq_calib_seqs="4",
+           grad_accum_steps="1", val_batch_size="0", val_max_tokens="1024", gptq_calib_seqs="4",
            gptq_block_size="32", passthrough_numel="512", ttt_lora_rank="4", ttt_chunk_size="32",
            ttt_lora_batch_docs="8", phased_ttt_prefix_docs="6", global_ttt_chunk_tokens="512", ttt_batch_seqs="4",
-           probe_tokens="768", train_log_every="8", muon_momentum_warmup_steps="10", compile="off")
+           probe_tokens="512", train_log_every="4", muon_momentum_warmup_steps="10", compile="off")
 
 
 def caseops_data(tmp_path):
@@ -51,7 +51,8 @@ def test_record_preset_end_to_end_gated(tmp_path):
     sets = {**TOY, "train_files": str(td.dataset_dir / "fineweb_train_*.bin"),
             "val_files": str(d / "fineweb_val_*.bin"),
             "tokenizer_path": str(td.model), "meta_path": str(td.meta), "vocab_size": str(td.vocab_size),
-            "bos_id": str(td.bos_id), "recur_start_frac": "0", "recur_start_step": "6"}  # 35 % of 600 s: never on CPU
+            "bos_id": str(td.bos_id), "val_loss_every": "0",
+            "recur_start_frac": "0", "recur_start_step": "4"}  # 35 % of the 600 s cap: never in a CPU toy run
     args = ["run", "--preset", "record", "--records-dir", str(tmp_path / "records"), "--reports-dir",
             str(tmp_path / "reports"), "--run-name", "rec", "--quiet"]
     for k, v in sets.items():
@@ -61,7 +62,7 @@ def test_record_preset_end_to_end_gated(tmp_path):
     rec = tmp_path / "records" / "rec"
     log = "\n".join(p.read_text() for p in rec.glob("*.log")) or r.output
     assert "model_params:" in log and "smear_gate_mode: 'input'" in log
-    assert "depth_recurrence: on at step:6" in log
+    assert "depth_recurrence: on at step:4" in log
     assert "ttt_ledger" in log and "violations:0" in log
     assert "causality_probe: passed:True" in log
     sub = json.loads((rec / "submission.json").read_text())
