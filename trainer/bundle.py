@@ -27,7 +27,10 @@ NOT_SHIPPED = ("trainer.tinydata", "trainer.gate", "trainer.gate_rules", "traine
                "trainer.bundle", "audit.tokenizers", "audit.submission", "audit.tokenizer_audit")
 # Dev-side entry points: the shipped script builds its config from the lines it carries.
 NEVER_SHIPPED_NAMES = ("main", "resolve_config", "PRESETS", "load_file", "env_overrides", "parse_sets", "_apply",
-                       "_BUNDLED", "ConfigView", "_GROUP_NAMES", "_GROUP_PREFIXES", "group_of")
+                       "_BUNDLED", "ConfigView", "_GROUP_NAMES", "_GROUP_PREFIXES", "group_of",
+                       "step", "stepped", "STEP_ATTR", "describe_unexpected")  # audit CLI error context
+# Decorators that only add context to an audit CLI error message (audit.errors.stepped): dropped.
+DIAGNOSTIC_DECORATORS = ("stepped",)
 # (condition under which the code is not needed, what it is, top-level names that are its code)
 FEATURES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("not cfg.ttt_enabled", "test-time training",
@@ -140,6 +143,9 @@ class _Clean(ast.NodeTransformer):
 
     def visit_FunctionDef(self, node):
         node.body = self._body(node.body)
+        # the audit's error-context decorators name a file in a CLI message; the script has no such CLI
+        node.decorator_list = [d for d in node.decorator_list if not (
+            isinstance(d, ast.Call) and isinstance(d.func, ast.Name) and d.func.id in DIAGNOSTIC_DECORATORS)]
         a = node.args  # annotations are documentation here (strings under `from __future__ import annotations`)
         for arg in a.posonlyargs + a.args + a.kwonlyargs + [x for x in (a.vararg, a.kwarg) if x]:
             arg.annotation = None
