@@ -3,7 +3,7 @@ last-resort handler uses to name the file and step of an unexpected failure.
 
 Every reader raises `InputError(path, problem)` for bad input; the CLI prints it as a single
 line `error: PATH: PROBLEM` and exits 2, with no traceback and nothing written. A reader also
-runs inside `step("reading …", path)`: should anything else escape it (a bug), the exception
+runs inside `error_step("reading …", path)`: should anything else escape it (a bug), the exception
 carries that file and step, so even the catch-all line says where it happened.
 """
 
@@ -31,7 +31,7 @@ STEP_ATTR = "golfcheck_step"  # (file or None, step) set on an unexpected except
 
 
 @contextmanager
-def step(what: str, path: str | Path | None = None) -> Iterator[None]:
+def error_step(what: str, path: str | Path | None = None) -> Iterator[None]:
     """Tag any unexpected exception leaving the block with (path, what); the innermost tag wins."""
     try:
         yield
@@ -58,11 +58,11 @@ def describe_unexpected(e: BaseException) -> str:
 
 
 def stepped(what: str):
-    """Decorator for a reader whose first argument is the path: runs it inside `step(what, path)`."""
+    """Decorator for a reader whose first argument is the path: runs it inside `error_step(what, path)`."""
     def deco(fn):
         @functools.wraps(fn)
         def inner(path, *args, **kwargs):
-            with step(what, path):
+            with error_step(what, path):
                 return fn(path, *args, **kwargs)
         return inner
     return deco

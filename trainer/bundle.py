@@ -28,7 +28,7 @@ NOT_SHIPPED = ("trainer.tinydata", "trainer.gate", "trainer.gate_rules", "traine
 # Dev-side entry points: the shipped script builds its config from the lines it carries.
 NEVER_SHIPPED_NAMES = ("main", "resolve_config", "PRESETS", "load_file", "env_overrides", "parse_sets", "_apply",
                        "_BUNDLED", "ConfigView", "_GROUP_NAMES", "_GROUP_PREFIXES", "group_of",
-                       "step", "stepped", "STEP_ATTR", "describe_unexpected")  # audit CLI error context
+                       "error_step", "stepped", "STEP_ATTR", "describe_unexpected")  # audit CLI error context
 # Decorators that only add context to an audit CLI error message (audit.errors.stepped): dropped.
 DIAGNOSTIC_DECORATORS = ("stepped",)
 # (condition under which the code is not needed, what it is, top-level names that are its code)

@@ -24,7 +24,7 @@ import numpy as np
 
 from audit import chunked
 from audit.budgets import MAX_SP_MODEL_BYTES, MAX_VOCAB_IDS, check_file_size, over
-from audit.errors import InputError, step
+from audit.errors import InputError, error_step
 from audit.formats.docs import DocBytes
 from audit.formats.meta import MetaTable
 from audit.tokenizers.base import SpecialIds, Tokenizer
@@ -61,7 +61,7 @@ class SentencePieceTokenizer(Tokenizer):
         import sentencepiece as spm
 
         path = Path(path)
-        with step("loading a SentencePiece model", path):
+        with error_step("loading a SentencePiece model", path):
             return cls._load(spm, path)
 
     @classmethod
