@@ -160,35 +160,43 @@ class Ledger:
     def verify(self) -> list[str]:
         """Violations (empty = proven): a step consumed a position not yet scored, or a target
         was scored twice. Position 0, the stream's first BOS, is context that is never a
-        target, so it may be consumed as an input."""
-        scored = np.zeros(self.n_tokens, dtype=np.int32)
+        target, so it may be consumed."""
         done = np.zeros(self.n_tokens, dtype=bool)
         done[0] = True
-        problems: list[str] = []
-        for k, e in enumerate(self.events):
-            if e["kind"] == "score":
-                for a, b in e["ranges"]:
-                    scored[a:b] += 1
-                    done[a:b] = True
-                continue
-            for what in ("inputs", "targets"):
-                for a, b in e[what]:
-                    seg = done[a:b]
-                    if not seg.all():
-                        first = a + int(np.flatnonzero(~seg)[0])
-                        problems.append(
-                            f"event {k} (chunk {e['chunk']}, epoch {e['epoch']}) consumed {what} "
-                            f"[{a}, {b}) but position {first} was not scored yet "
-                            f"({int((~seg).sum())} unscored positions)")
-                        break
-        twice = np.flatnonzero(scored > 1)
-        if twice.size:
-            problems.append(f"{twice.size} target positions were scored more than once (first {int(twice[0])})")
-        return problems
+        return verify_score_first(self.events, self.n_tokens, done=done,
+                                  describe=lambda k, e: f"event {k} (chunk {e['chunk']}, epoch {e['epoch']})")
 
     def summary(self) -> dict:
         return {"events": len(self.events), "optimizer_steps": self.n_steps,
                 "scored_chunks": sum(e["kind"] == "score" for e in self.events)}
+
+
+def verify_score_first(events, n_tokens: int, *, done=None, free_inputs=None, describe=None) -> list[str]:
+    """The score-first proof over a ledger's events, shared by every TTT evaluator: each step's
+    inputs and targets must already be scored (`done` starts as given; `free_inputs` may be read as
+    inputs without being scored, e.g. the BOS opening a document), and no target is scored twice."""
+    scored = np.zeros(n_tokens, dtype=np.int32)
+    done = np.zeros(n_tokens, dtype=bool) if done is None else done.copy()
+    describe = describe or (lambda k, e: f"event {k}")
+    problems: list[str] = []
+    for k, e in enumerate(events):
+        if e["kind"] == "score":
+            for a, b in e["ranges"]:
+                scored[a:b] += 1
+                done[a:b] = True
+            continue
+        for what in ("inputs", "targets"):
+            for a, b in e[what]:
+                ok = done[a:b] | (free_inputs[a:b] if what == "inputs" and free_inputs is not None else False)
+                if not ok.all():
+                    first = a + int(np.flatnonzero(~ok)[0])
+                    problems.append(f"{describe(k, e)} consumed {what} [{a}, {b}) but position {first} was not "
+                                    f"scored yet ({int((~ok).sum())} unscored positions)")
+                    break
+    twice = np.flatnonzero(scored > 1)
+    if twice.size:
+        problems.append(f"{twice.size} target positions were scored more than once (first {int(twice[0])})")
+    return problems
 
 
 def _merge(ranges) -> list[list[int]]:

@@ -34,7 +34,7 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-from trainer.eval import Ledger, ProbeResult, Scores, _all_sum, _merge, _world, target_bytes
+from trainer.eval import Ledger, ProbeResult, Scores, _all_sum, _merge, _world, target_bytes, verify_score_first
 from trainer.model import MLP, CastedLinear, autocast_context
 
 LORA_ALPHA = 144.0  # output scaled by alpha/rank, as the record
@@ -141,28 +141,9 @@ class DocLedger(Ledger):
 
 def verify_ledger(ledger: DocLedger) -> list[str]:
     free = np.zeros(ledger.n_tokens, dtype=bool)
-    free[ledger.doc_starts] = True
-    scored = np.zeros(ledger.n_tokens, dtype=np.int32)
-    done = np.zeros(ledger.n_tokens, dtype=bool)
-    problems: list[str] = []
-    for k, e in enumerate(ledger.events):
-        if e["kind"] == "score":
-            for a, b in e["ranges"]:
-                scored[a:b] += 1
-                done[a:b] = True
-            continue
-        for what in ("inputs", "targets"):
-            for a, b in e[what]:
-                ok = done[a:b] | (free[a:b] if what == "inputs" else False)
-                if not ok.all():
-                    first = a + int(np.flatnonzero(~ok)[0])
-                    problems.append(f"event {k} ({e.get('phase', 'lora')} chunk {e['chunk']}) consumed {what} "
-                                    f"[{a}, {b}) but position {first} was not scored yet")
-                    break
-    twice = np.flatnonzero(scored > 1)
-    if twice.size:
-        problems.append(f"{twice.size} target positions were scored more than once (first {int(twice[0])})")
-    return problems
+    free[ledger.doc_starts] = True  # a document's opening BOS is read as input, never a target
+    return verify_score_first(ledger.events, ledger.n_tokens, free_inputs=free,
+                              describe=lambda k, e: f"event {k} ({e.get('phase', 'lora')} chunk {e['chunk']})")
 
 
 class PhasedTTT:
