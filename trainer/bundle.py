@@ -18,7 +18,6 @@ import inspect
 import json
 
 from trainer.config import TrainConfig
-from trainer.settings import parse_setting
 
 ROOT_MODULE = "trainer.run"
 ENTRY = "script_main"

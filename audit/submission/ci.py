@@ -266,7 +266,7 @@ _ICON = {"record": "✅", "non-record": "☑️", "invalid": "❌"}
 
 
 def render_summary(res: CiResult) -> str:
-    lines = [f"# Parameter Golf records audit", "",
+    lines = ["# Parameter Golf records audit", "",
              f"`{res.base[:12]}`…`{res.head[:12]}`: {len(res.folders)} record folder(s) added or changed, "
              f"{len(res.invalid)} invalid.", ""]
     if not res.folders:

@@ -499,7 +499,7 @@ class _Visitor:
         else:
             return
         e = EnvDefault(name=name, default=default, default_src=src, line=node.lineno)
-        cur, par = node, self.parent.get(node)
+        par = self.parent.get(node)
         for _ in range(4):  # walk up through casts/comparisons to the assignment
             if isinstance(par, ast.Call) and isinstance(par.func, ast.Name) and par.func.id in (
                     "int", "float", "bool", "str"):
@@ -519,7 +519,7 @@ class _Visitor:
                 break
             else:
                 break
-            cur, par = par, self.parent.get(par)
+            par = self.parent.get(par)
         self.ca.env.append(e)
         if e.target:
             self.env_by_target.setdefault(e.target, e)

@@ -15,7 +15,7 @@ from audit.formats.meta import MetaTable, load_meta
 from audit.progress import progress
 from audit.report import Report, Table
 from audit.reporting.text import text_diff
-from audit.rules import Finding, Severity
+from audit.rules import Severity
 from audit.tokenizer_audit import rules as R
 from audit.tokenizer_audit.inputs import default_source, load_source, reconciliation_pair, resolve
 from audit.tokenizer_audit.options import AuditOptions
