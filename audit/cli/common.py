@@ -13,7 +13,6 @@ from pathlib import Path
 import click
 
 from audit.errors import InputError, describe_unexpected
-from audit.report import exit_code
 
 
 def run_guarded(cmd: click.Command, argv: list[str] | None = None) -> int:
@@ -172,6 +171,7 @@ def write_outputs(reports, out: OutputOptions, *, title: str | None = None, plot
 
 def emit(reports, out: OutputOptions, *, title: str | None = None, start=None) -> int:
     """Apply the policy, write plots and outputs; return the exit code (0/1, or 0 with --exit-zero)."""
+    from audit.report import exit_code
 
     pol = resolve_policy(out, start)
     reports = pol.apply(reports)
