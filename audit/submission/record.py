@@ -17,13 +17,13 @@ from typing import Any
 from audit.rules import Finding, Severity
 from audit.submission.checks import files as R
 from audit.submission.logs import looks_like_log
+from audit.tokenizers import TOKENIZER_SUFFIXES  # the backend table's artifact suffixes
 
 from audit.budgets import MAX_CI_ENTRIES as MAX_ENTRIES  # noqa: E402 - budgets stated in one place
 from audit.budgets import MAX_JSON_DEPTH, MAX_TEXT_BYTES  # noqa: E402
 from audit.budgets import MAX_SUBMISSION_JSON_BYTES as MAX_JSON_BYTES  # noqa: E402
 MAX_DEPTH = 4  # folder levels scanned below the record folder
 LOG_SUFFIXES = (".log",)
-TOKENIZER_SUFFIXES = (".model", ".vocab", ".yaml", ".yml")
 _IGNORED_DIRS = {".git", "__pycache__", ".venv", "node_modules"}
 
 

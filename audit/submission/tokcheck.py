@@ -4,13 +4,13 @@ named in the logs without a shipped meta/artifact cannot be verified (an error).
 from __future__ import annotations
 
 import json
-from pathlib import PurePosixPath, PureWindowsPath
 
 from audit.errors import InputError
 from audit.report import Report
 from audit.rules import Finding, Severity, rule
 from audit.submission.logs import SeedLog
 from audit.submission.record import RecordFolder
+from audit.tokenizers import tokenizer_stem
 
 F = "submission"
 
@@ -31,12 +31,6 @@ TOKENIZER_FAILED = rule(
 STANDARD = {"fineweb_1024_bpe", "fineweb_8192_bpe"}
 
 
-def _stem(path: str) -> str:
-    name = PureWindowsPath(path).name if "\\" in path else PurePosixPath(path).name
-    for suf in (".meta.npz", ".model", ".vocab", ".yaml", ".yml", ".npz"):
-        if name.endswith(suf):
-            return name[: -len(suf)]
-    return name
 
 
 def named_tokenizers(logs: list[SeedLog]) -> dict[str, str]:
@@ -46,26 +40,26 @@ def named_tokenizers(logs: list[SeedLog]) -> dict[str, str]:
         path = lg.tokenizer.get("tokenizer_path")
         kind = lg.tokenizer.get("tokenizer_kind", "")
         if path:
-            out.setdefault(_stem(path), f"{lg.name}: tokenizer_path {path}" + (f" (kind {kind})" if kind else ""))
+            out.setdefault(tokenizer_stem(path), f"{lg.name}: tokenizer_path {path}" + (f" (kind {kind})" if kind else ""))
         elif kind and kind.lower() not in ("sentencepiece", "sp"):
             out.setdefault(f"<{kind}>", f"{lg.name}: tokenizer_kind {kind}")
     return out
 
 
 def _pair(rec: RecordFolder, meta) -> object | None:
-    stem = _stem(meta.name)
+    stem = tokenizer_stem(meta.name)
     for t in rec.tokenizers:
-        if _stem(t.name) == stem:
+        if tokenizer_stem(t.name) == stem:
             return t
     if rec.manifest is not None:
         try:
             if rec.manifest.stat().st_size < 1_000_000:
                 man = json.loads(rec.manifest.read_text("utf-8", "replace"))
                 for te in man.get("tokenizers", []) if isinstance(man, dict) else []:
-                    if isinstance(te, dict) and _stem(str(te.get("meta_path", ""))) == stem:
-                        want = _stem(str(te.get("path", "")))
+                    if isinstance(te, dict) and tokenizer_stem(str(te.get("meta_path", ""))) == stem:
+                        want = tokenizer_stem(str(te.get("path", "")))
                         for t in rec.tokenizers:
-                            if _stem(t.name) == want:
+                            if tokenizer_stem(t.name) == want:
                                 return t
         except (ValueError, RecursionError, OSError):
             pass
@@ -79,7 +73,7 @@ def check(rec: RecordFolder, logs: list[SeedLog], summary: dict,
     tables: list = []
     named = named_tokenizers(logs)
     custom = {s: ev for s, ev in named.items() if s not in STANDARD}
-    shipped_custom = [t for t in rec.tokenizers if _stem(t.name) not in STANDARD]
+    shipped_custom = [t for t in rec.tokenizers if tokenizer_stem(t.name) not in STANDARD]
     summary["tokenizer"] = ", ".join(sorted(named)) if named else "not named in the logs"
     for meta in rec.metas:
         tok = _pair(rec, meta)
