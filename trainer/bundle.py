@@ -417,9 +417,8 @@ def _dedupe_imports(kept: list[tuple[str, ast.stmt]], header: tuple[str, ...] = 
     return out
 
 
-def _prune_methods(kept: list[tuple[str, ast.stmt]]) -> bool:
-    """Drop methods of kept classes whose name no kept code mentions (attribute or string), and
-    dev-side methods (those that use a name the script never carries, e.g. the config views)."""
+def _mentioned(kept: list[tuple[str, ast.stmt]]) -> set[str]:
+    """Attribute names and string constants the kept code mentions (a method or field it may use)."""
     used: set[str] = set()
     for _, st in kept:
         for node in ast.walk(st):
@@ -427,6 +426,13 @@ def _prune_methods(kept: list[tuple[str, ast.stmt]]) -> bool:
                 used.add(node.attr)
             elif isinstance(node, ast.Constant) and isinstance(node.value, str):
                 used.add(node.value)
+    return used
+
+
+def _prune_methods(kept: list[tuple[str, ast.stmt]]) -> bool:
+    """Drop methods of kept classes whose name no kept code mentions (attribute or string), and
+    dev-side methods (those that use a name the script never carries, e.g. the config views)."""
+    used = _mentioned(kept)
     changed = False
     for _, st in kept:
         if not isinstance(st, ast.ClassDef):
@@ -465,15 +471,11 @@ def _prune_config_fields(kept: list[tuple[str, ast.stmt]], keep: set[str]) -> No
 def _prune_result_fields(kept: list[tuple[str, ast.stmt]]) -> None:
     """Defaulted fields of other dataclasses that no kept code reads or passes by keyword (e.g.
     the gate's digests on RunResult), for classes only ever built with keyword arguments."""
-    used: set[str] = set()
+    used = _mentioned(kept)
     positional: set[str] = set()
     for _, st in kept:
         for node in ast.walk(st):
-            if isinstance(node, ast.Attribute):
-                used.add(node.attr)
-            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-                used.add(node.value)
-            elif isinstance(node, ast.keyword) and node.arg:
+            if isinstance(node, ast.keyword) and node.arg:
                 used.add(node.arg)
             elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.args:
                 positional.add(node.func.id)
