@@ -172,3 +172,35 @@ def test_pmap_in_a_forked_child(monkeypatch):
         os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+@settings(max_examples=150, deadline=None)
+@given(stream=st.lists(st.one_of(st.integers(0, 9), st.sampled_from([10, 11, 12, 13, 14, 15, 16, 17])), max_size=80),
+       cuts=st.lists(st.integers(0, 80), max_size=8), gap=st.integers(1, 2), size=sizes, th=threads)
+def test_byte_run_check_at_every_chunk_size(stream, cuts, gap, size, th):
+    """ByteTable.lengths/gather with check_runs: a span is flagged exactly when its byte-piece
+    runs (ids 10..17, non-byte ids end a run) are not all valid UTF-8, whatever the chunking."""
+    byte_of = {10: 0xE2, 11: 0x82, 12: 0xAC, 13: 0xC3, 14: 0xA9, 15: 0x41, 16: 0xF0, 17: 0x9F}
+    pieces = [b"a", b" b", b"", b"cd", b"\xc3\xa9", b"x", b"", b"yz", b"-", b"q"] + [bytes([byte_of[i]]) for i in range(10, 18)]
+    run_bytes = np.array([0x20] * 10 + [byte_of[i] for i in range(10, 18)], np.uint8)
+    table = ByteTable(pieces, run_bytes)
+    tokens = np.array(stream, dtype=np.uint16)
+    b = sorted({min(c, len(stream)) for c in cuts} | {0, len(stream)})
+    starts = np.array(b[:-1], dtype=np.int64)
+    ends = np.maximum(np.array(b[1:], dtype=np.int64) - gap, starts)
+
+    def runs_valid(ids):
+        skel = bytes(int(run_bytes[i]) for i in ids)
+        try:
+            skel.decode("utf-8")
+            return True
+        except UnicodeDecodeError:
+            return False
+
+    want_bad = [not runs_valid(stream[s:e]) for s, e in zip(starts.tolist(), ends.tolist())]
+    want_len = [sum(len(pieces[t]) for t in stream[s:e]) for s, e in zip(starts.tolist(), ends.tolist())]
+    with chunking(size, th):
+        lengths, bad = table.lengths(tokens, starts, ends, check_runs=True)
+        docs, bad2 = table.gather(tokens, starts, ends, check_runs=True)
+    assert bad.tolist() == want_bad and bad2.tolist() == want_bad
+    assert lengths.tolist() == want_len == docs.lengths.tolist()

@@ -139,3 +139,42 @@ def test_purebyte():
     s, e = split_documents(stream, 1)
     assert t.decode_stream(stream, s + 1, e).to_list() == [b"ab", b"", "ç".encode()]
     assert span_sums(position_bytes(stream, m), s, e).tolist() == [2, 0, 2]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.one_of(_ids.flatmap(st.just), st.integers(1024, 1100)).map(
+    lambda x: x if isinstance(x, list) else [x]), max_size=6), max_size=8),
+    st.sampled_from([3, 7, 64, 1 << 18]))
+def test_decoded_lengths_match_library(parts, chunk):
+    """decoded_lengths (sizing pass + byte-run check on the ids, no bytes written) equals the
+    library's per-document DecodeIds lengths: invalid runs, controls inside runs, documents
+    starting with a space piece or an odd id, ids past the model (decoded as skipped), at chunk
+    sizes that cut runs."""
+    from audit import chunked
+
+    tok, sp = sp_pair()
+    docs = [[t for p in d for t in p if t != 1] for d in parts]
+    stream = np.array([t for d in docs for t in [1] + d], dtype=np.uint16)
+    starts, ends = split_documents(stream, 1)
+    old = chunked.CHUNK
+    chunked.CHUNK = chunk
+    try:
+        got = tok.decoded_lengths(stream, starts + 1, ends)
+        dec = tok.decode_stream(stream, starts + 1, ends)
+    finally:
+        chunked.CHUNK = old
+    want = [len(sp.decode_ids([t for t in stream[s + 1:e].tolist() if t < 1024]).encode("utf-8"))
+            for s, e in zip(starts, ends)]
+    assert got.tolist() == want == dec.lengths.tolist()
+
+
+def test_a_cut_off_lead_does_not_vouch_for_the_next_document():
+    """Doc 1 ends on E2 (cut off); doc 2 starts with the continuation bytes 82 AC. Joined they
+    would be '€'; DecodeIds decodes each document on its own: U+FFFD in both."""
+    tok, sp = sp_pair()
+    stream = np.array([1, 4 + 0xE2, 1, 4 + 0x82, 4 + 0xAC, 1, 4 + 0xE2, 4 + 0x82, 4 + 0xAC], dtype=np.uint16)
+    starts, ends = split_documents(stream, 1)
+    want = [len(sp.decode_ids(stream[s + 1:e].tolist()).encode("utf-8")) for s, e in zip(starts, ends)]
+    assert want == [3, 6, 3]
+    assert tok.decoded_lengths(stream, starts + 1, ends).tolist() == want
+    assert tok.decode_stream(stream, starts + 1, ends).lengths.tolist() == want

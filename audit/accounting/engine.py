@@ -40,7 +40,8 @@ class Accounting:
     meta_per_doc: np.ndarray
     meta_docs_total: int
     occurrences: np.ndarray | None = None  # per id, as a scored target
-    decoded: DocBytes | None = None
+    decoded: DocBytes | None = None  # the decoded bytes, kept only to compare with a source
+    decoded_lengths: np.ndarray | None = None  # per document
     decoded_total: int | None = None
     canonical_docs_total: int | None = None  # the tokenizer's canonical meta over the documents
     drift: IdDrift | None = None  # meta vs canonical, by id
@@ -89,9 +90,13 @@ def run_accounting(tokens: np.ndarray, meta: MetaTable, *, bos_id: int | None, t
 
     if tokenizer is not None:
         t1 = time.perf_counter()
-        acc.decoded = tokenizer.decode_stream(tokens, ds, de)
-        acc.decoded_total = acc.decoded.total
-        acc.meta_vs_decoded_bad = int(np.count_nonzero(acc.decoded.lengths != meta_doc)) if has_docs else None
+        if source is not None:  # bytes are compared with the source's, document by document
+            acc.decoded = tokenizer.decode_stream(tokens, ds, de)
+            acc.decoded_lengths = acc.decoded.lengths
+        else:  # only lengths are compared: counted without writing the bytes
+            acc.decoded_lengths = tokenizer.decoded_lengths(tokens, ds, de)
+        acc.decoded_total = int(acc.decoded_lengths.sum())
+        acc.meta_vs_decoded_bad = int(np.count_nonzero(acc.decoded_lengths != meta_doc)) if has_docs else None
         acc.timings["decode"] = time.perf_counter() - t1
     if reference_meta is not None:
         t1 = time.perf_counter()

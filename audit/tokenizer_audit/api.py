@@ -118,9 +118,9 @@ def _audit(meta: MetaTable, meta_path: Path, res, cache: dict, opts: AuditOption
                                  sidecar=res.sidecar, seq_len=opts.seq_len, stride=opts.stride,
                                  max_examples=opts.max_examples)
         _val_findings(rep, acc, tok, opts.strict, opts.claimed_bpb, summary)
-        ref = acc.source if acc.source is not None else acc.decoded
-        if acc.has_docs and ref is not None and ref.n_docs == len(acc.meta_per_doc):
-            rep.plot_data["doc_drift"] = acc.meta_per_doc - ref.lengths  # for --plots
+        ref = acc.source.lengths if acc.source is not None else acc.decoded_lengths
+        if acc.has_docs and ref is not None and len(ref) == len(acc.meta_per_doc):
+            rep.plot_data["doc_drift"] = acc.meta_per_doc - ref  # for --plots
         if src is not None and src.kind in ("sp1024", "docs"):
             _reconcile(rep, res, cache, opts, src, acc)
     if tok is not None:

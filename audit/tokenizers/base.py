@@ -84,6 +84,11 @@ class Tokenizer(ABC):
         spans). The whole-val-stream path; backends override it with vectorised decoders."""
         return DocBytes.from_list(self.decode_many(np.asarray(tokens), np.asarray(starts), np.asarray(ends)))
 
+    def decoded_lengths(self, tokens: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """len(decode_stream(...) document k) for every k (int64). Backends that can count
+        without writing the bytes override it (the audit needs only lengths without a source)."""
+        return self.decode_stream(tokens, starts, ends).lengths
+
     def id_classes(self) -> np.ndarray:
         """A class name per id (for drift tables): `control` for boundary ids, else `piece`."""
         canon = self.canonical_meta()

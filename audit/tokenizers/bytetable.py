@@ -11,90 +11,186 @@ chunks of the stream (audit.chunked) and on the worker threads:
      position, then one `np.take` straight into the output.
 
 No Python loop over tokens or documents, no whole-stream temporary wider than the output.
-`invalid_utf8_docs` finds the documents of a gathered buffer that are not valid UTF-8, by
-decoding megabyte pieces of the whole buffer (documents are looked at one by one only inside a
-piece that fails).
+`lengths` is the sizing pass alone: every document's decoded length without writing a byte.
+With `run_bytes` the sizing pass also checks that every byte-fallback run is valid UTF-8
+(audit.tokenizers.utf8, on the ids themselves); `invalid_utf8_docs` is the check on decoded
+bytes for the cases that path does not cover, by decoding megabyte pieces of the buffer.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from audit import chunked
 from audit.formats.docs import DocBytes
+from audit.tokenizers import utf8
 
 
 class ByteTable:
-    def __init__(self, id_bytes: list[bytes]):
+    def __init__(self, id_bytes: list[bytes], run_bytes: np.ndarray | None = None):
+        """`run_bytes` (uint8 per id): the byte of each byte-fallback id and utf8.SPACE for every
+        other id, when byte runs must be valid UTF-8 on their own (SentencePiece): then
+        `layout(check_runs=True)` finds the documents with an invalid run in its sizing pass."""
         lens = [len(b) for b in id_bytes] + [0]  # + the silent id
         self.n = len(id_bytes)
         self.length = np.array(lens, dtype=np.int64)
         self.flat = np.frombuffer(b"".join(id_bytes) + b"\0", dtype=np.uint8)
         self.off = np.zeros(len(lens), dtype=np.int64)
         np.cumsum(lens[:-1], out=self.off[1:])
+        self.run_bytes = None
+        if run_bytes is not None:
+            self.run_bytes = np.append(np.asarray(run_bytes, np.uint8), np.uint8(utf8.SPACE))
 
-    def gather(self, tokens: np.ndarray, starts: np.ndarray, ends: np.ndarray,
-               with_positions: bool = False, skip_first: np.ndarray | None = None,
-               zero_positions: bool = False):
-        """Bytes of tokens[starts[k]:ends[k]] for every k (sorted, disjoint spans) → DocBytes;
-        with_positions also returns the stream position each output byte came from;
-        zero_positions returns instead the stream positions of the tokens that contribute no
-        byte (inside the spans, or a gap between them: the caller tells them apart).
-        skip_first (bool per span) drops the first byte of those spans' first token (the caller
-        guarantees that token has one)."""
+    def layout(self, tokens: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+               skip_first: np.ndarray | None = None, check_runs: bool = False) -> "Layout":
+        """The sizing pass: every document's decoded length (offsets) and where each chunk's
+        output begins, without writing a byte; with check_runs also which documents hold a byte
+        run that is not valid UTF-8 (`Layout.bad_runs`), from the same pass."""
         tokens = np.asarray(tokens)
         starts = np.asarray(starts, dtype=np.int64)
         ends = np.asarray(ends, dtype=np.int64)
-        ndoc = len(starts)
-        if ndoc == 0:
-            empty = DocBytes(np.zeros(0, np.uint8), np.zeros(1, np.int64))
-            return (empty, np.zeros(0, np.int64)) if with_positions or zero_positions else empty
         lo, hi = int(starts[0]), int(ends[-1])
         region = tokens[lo:hi]
         if region.size and chunked.maximum(region) >= self.n:
             region = np.where(region < self.n, region, self.n)  # ids past the table are silent
         spans = _Spans(starts - lo, ends - lo, len(region), skip_first)
+        runs = _RunCheck(self.run_bytes, region, spans) if check_runs and self.run_bytes is not None else None
 
         def sizes(a: int, b: int) -> np.ndarray:
-            return spans.lengths(self.length, region, a, b)
+            m = b - a
+            ids = chunked.scratch("size_ids", m, np.intp)
+            np.copyto(ids, region[a:b])  # one index cast per chunk, used by every lookup
+            return spans.lengths(self.length, region, a, b, ids, out=chunked.scratch("size_ln", m, np.int64))
 
         edges = chunked.bounds(len(region))
-        # one sizing pass: running sums at every span start, at the end, and at the chunk edges
-        # (where each chunk's output begins)
-        at, total, _ = chunked.prefix_at(sizes, len(region), np.concatenate([starts - lo, [hi - lo], edges]))
-        offsets, out_at = at[:ndoc + 1], at[ndoc + 1:]
-        buf = np.empty(total, dtype=np.uint8)
-        pos = np.empty(total, dtype=np.int64) if with_positions else None
+        # the run check reads the ids `sizes` just cast (same thread, same chunk, same scratch)
+        extra = (lambda a, b, _v: runs.errors(a, b, chunked.scratch("size_ids", b - a, np.intp))) if runs else None
+        # running sums at every span start, at the end, and at the chunk edges (where each
+        # chunk's output begins)
+        at, total, errs = chunked.prefix_at(sizes, len(region), np.concatenate([starts - lo, [hi - lo], edges]),
+                                            extra=extra)
+        ndoc = len(starts)
+        bad = runs.documents(errs) if runs else None
+        return Layout(region, lo, spans, edges, at[:ndoc + 1], at[ndoc + 1:], total, bad)
 
-        def write(k: int):
-            a, b = int(edges[k]), int(edges[k + 1])
-            o, o_end = int(out_at[k]), int(out_at[k + 1])
-            m, tot = b - a, o_end - o
-            ids = chunked.scratch("ids", m, np.intp)
-            np.copyto(ids, region[a:b])  # one index cast per chunk, used by every lookup
-            ln = spans.lengths(self.length, region, a, b, ids, out=chunked.scratch("ln", m, np.int64))
-            zeros = np.flatnonzero(ln == 0) + (a + lo) if zero_positions else None
-            if tot == 0:
-                return zeros
-            start = np.cumsum(ln, out=chunked.scratch("start", m, np.int64))
-            start -= ln  # where each token's bytes begin in this chunk's output
-            # output byte p of token i reads flat[p + shift[i]], shift[i] = off[i] − start[i]:
-            # each token's shift repeated over its bytes (zero-length tokens vanish), plus p
-            shift = np.take(self.off, ids, out=chunked.scratch("shift", m, np.int64), mode="clip")
-            shift -= start
-            spans.shift_skipped(shift, a)
-            idx = np.repeat(shift, ln)
-            idx += _arange(tot)
-            np.take(self.flat, idx, out=buf[o:o_end], mode="clip")  # clip: no buffered copy of out
-            if pos is not None:
-                pos[o:o_end] = np.repeat(np.arange(a + lo, b + lo, dtype=np.int64), ln)
-            return zeros
+    def lengths(self, tokens, starts, ends, skip_first=None, check_runs: bool = False):
+        """Decoded length of every document (int64), and with check_runs the bad-run mask."""
+        if len(starts) == 0:
+            return np.zeros(0, np.int64), (np.zeros(0, bool) if check_runs else None)
+        lay = self.layout(tokens, starts, ends, skip_first, check_runs)
+        return np.diff(lay.offsets), lay.bad_runs
 
-        zeros = chunked.pmap(write, len(edges) - 1)
-        out = DocBytes(buf, offsets)
+    def gather(self, tokens: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+               with_positions: bool = False, skip_first: np.ndarray | None = None,
+               zero_positions: bool = False, check_runs: bool = False):
+        """Bytes of tokens[starts[k]:ends[k]] for every k (sorted, disjoint spans) → DocBytes;
+        with_positions also returns the stream position each output byte came from;
+        zero_positions returns instead the stream positions of the tokens that contribute no
+        byte (inside the spans, or a gap between them: the caller tells them apart);
+        check_runs returns instead the documents with an invalid byte run (see `layout`).
+        skip_first (bool per span) drops the first byte of those spans' first token (the caller
+        guarantees that token has one)."""
+        starts = np.asarray(starts, dtype=np.int64)
+        if len(starts) == 0:
+            empty = DocBytes(np.zeros(0, np.uint8), np.zeros(1, np.int64))
+            if check_runs:
+                return empty, np.zeros(0, bool)
+            return (empty, np.zeros(0, np.int64)) if with_positions or zero_positions else empty
+        lay = self.layout(tokens, starts, ends, skip_first, check_runs)
+        buf = np.empty(lay.total, dtype=np.uint8)
+        pos = np.empty(lay.total, dtype=np.int64) if with_positions else None
+        zeros = chunked.pmap(lambda k: self._write(lay, k, buf, pos, zero_positions), len(lay.edges) - 1)
+        out = DocBytes(buf, lay.offsets)
+        if check_runs:
+            return out, lay.bad_runs
         if zero_positions:
             return out, np.concatenate(zeros) if zeros else np.zeros(0, np.int64)
         return (out, pos) if with_positions else out
+
+    def _write(self, lay: "Layout", k: int, buf: np.ndarray, pos, zero_positions: bool):
+        """Chunk k's bytes: output byte p of token i reads flat[p + off[i] − start[i]]."""
+        region, lo, spans = lay.region, lay.lo, lay.spans
+        a, b = int(lay.edges[k]), int(lay.edges[k + 1])
+        o, o_end = int(lay.out_at[k]), int(lay.out_at[k + 1])
+        m, tot = b - a, o_end - o
+        ids = chunked.scratch("ids", m, np.intp)
+        np.copyto(ids, region[a:b])
+        ln = spans.lengths(self.length, region, a, b, ids, out=chunked.scratch("ln", m, np.int64))
+        zeros = np.flatnonzero(ln == 0) + (a + lo) if zero_positions else None
+        if tot == 0:
+            return zeros
+        start = np.cumsum(ln, out=chunked.scratch("start", m, np.int64))
+        start -= ln  # where each token's bytes begin in this chunk's output
+        # each token's shift off[i] − start[i] repeated over its bytes (zero-length tokens
+        # vanish), plus the output position p
+        shift = np.take(self.off, ids, out=chunked.scratch("shift", m, np.int64), mode="clip")
+        shift -= start
+        spans.shift_skipped(shift, a)
+        idx = np.repeat(shift, ln)
+        idx += _arange(tot)
+        np.take(self.flat, idx, out=buf[o:o_end], mode="clip")  # clip: no buffered copy of out
+        if pos is not None:
+            pos[o:o_end] = np.repeat(np.arange(a + lo, b + lo, dtype=np.int64), ln)
+        return zeros
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What the sizing pass learnt: the region of the stream the spans cover (from `lo`), the
+    chunk edges, each document's offset in the output, each chunk's output offset."""
+
+    region: np.ndarray
+    lo: int
+    spans: "_Spans"
+    edges: np.ndarray
+    offsets: np.ndarray  # ndoc + 1
+    out_at: np.ndarray  # per chunk edge
+    total: int
+    bad_runs: np.ndarray | None  # per document: an invalid byte run (check_runs only)
+
+
+class _RunCheck:
+    """UTF-8 validity of every byte run of the spans, chunk by chunk (audit.tokenizers.utf8):
+    the run skeleton of a chunk plus 3 positions of left context and 1 ahead, positions between
+    spans (the BOS) forced to a space so runs never join across documents."""
+
+    def __init__(self, run_bytes: np.ndarray, region: np.ndarray, spans: "_Spans"):
+        self.run_bytes, self.region, self.spans = run_bytes, region, spans
+        self.n = len(region)
+
+    def _context(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(skeleton bytes, outside-the-spans) at a few positions p: SPACE and outside beyond
+        the region or between spans."""
+        inside = (p >= 0) & (p < self.n)
+        inside[inside] = self.spans.inside_at(p[inside])
+        out = np.full(len(p), utf8.SPACE, np.uint8)
+        out[inside] = self.run_bytes[self.region[p[inside]]]
+        return out, ~inside
+
+    def errors(self, a: int, b: int, ids: np.ndarray) -> np.ndarray:
+        m, c = b - a, utf8.CONTEXT
+        tail = c if b == self.n else 0  # after the last chunk: test that no sequence is cut off
+        size = c + m + tail + 1
+        w = chunked.scratch("runs_w", size, np.uint8)
+        apart = chunked.scratch("runs_apart", size, bool)
+        w[:c], apart[:c] = self._context(np.arange(a - c, a))
+        np.take(self.run_bytes, ids, out=w[c:c + m], mode="clip")
+        apart[c:c + m] = False
+        self.spans.blank_outside(w[c:c + m], a, b, utf8.SPACE, apart[c:c + m])
+        w[c + m:], apart[c + m:] = self._context(np.arange(b, b + tail + 1))
+        return utf8.window_errors(w, chunked.scratch, apart) + a
+
+    def documents(self, errs: list) -> np.ndarray:
+        """Each failing position belongs to the last span starting at or before it (a run cut
+        off by the end of its document fails on the BOS after it)."""
+        bad = np.zeros(len(self.spans.starts), bool)
+        pos = np.concatenate(errs) if errs else np.zeros(0, np.int64)
+        if pos.size:
+            d = np.searchsorted(self.spans.starts, np.minimum(pos, self.n - 1), side="right") - 1
+            bad[d[d >= 0]] = True
+        return bad
 
 
 _ARANGE = np.arange(0, dtype=np.int64)
@@ -188,6 +284,21 @@ class _Spans:
         if self.skip is not None:
             k = self._chunk(a)
             shift[self.skip[self.skip_r[k]:self.skip_r[k + 1]] - a] += 1
+
+    def inside_at(self, p: np.ndarray) -> np.ndarray:
+        """Whether each position p lies inside some span."""
+        k = np.searchsorted(self.starts, p, side="right") - 1
+        return (k >= 0) & (p < self.ends[np.maximum(k, 0)])
+
+    def blank_outside(self, values: np.ndarray, a: int, b: int, fill, mark: np.ndarray) -> None:
+        """values[i] = fill and mark[i] = True for every position a + i outside the spans."""
+        if self.usual:
+            k = self._chunk(a)
+            at = self.gaps[self.gap_r[k]:self.gap_r[k + 1]] - a
+        else:
+            at = ~self._inside(a, b)
+        values[at] = fill
+        mark[at] = True
 
     def _inside(self, a: int, b: int) -> np.ndarray:
         """Positions a..b-1 inside some span: a ±1 cover over the chunk, seeded by the state at a."""

@@ -28,6 +28,7 @@ from audit.errors import InputError, error_step
 from audit.formats.docs import DocBytes
 from audit.formats.meta import MetaTable
 from audit.tokenizers.base import SpecialIds, Tokenizer
+from audit.tokenizers import utf8
 from audit.tokenizers.bytetable import ByteTable, invalid_utf8_docs
 
 SPACE = "\u2581"
@@ -129,7 +130,8 @@ class SentencePieceTokenizer(Tokenizer):
             at_start.append(dec([i]))
         self._surface = surface
         self._at_start = at_start
-        self.table = ByteTable(surface)
+        # a byte run's skeleton: each byte piece's byte, a space for every other piece
+        self.table = ByteTable(surface, np.where(self.is_byte, self.byte_value, utf8.SPACE).astype(np.uint8))
         # document-start behaviour: drop one leading space, or (odd case) something else
         self.start_strip = np.array([(not self.is_byte[i]) and at_start[i] != surface[i]
                                      and surface[i][1:] == at_start[i] for i in range(n)], dtype=bool)
@@ -198,24 +200,64 @@ class SentencePieceTokenizer(Tokenizer):
         """Decode tokens[starts[k]:ends[k]] for every k (sorted, disjoint spans) into one buffer.
 
         One table gather over the whole stream (dropping the leading space of documents that
-        start with a `▁` piece, as DecodeIds does), then exact re-decoding of only the documents
-        with an invalid byte run or an odd start. Every piece's surface is valid UTF-8 starting
-        on a character, so a document's byte runs are all valid iff its gathered bytes are valid
-        UTF-8, unless a silent id (control, unused) splits a run: documents holding one inside
-        are re-decoded too."""
+        start with a `▁` piece, as DecodeIds does), whose sizing pass also checks every byte
+        run for valid UTF-8 on the ids (audit.tokenizers.utf8); then exact re-decoding of only
+        the documents with an invalid byte run or an odd start."""
+        plan = self._plan(tokens, starts, ends)
+        if plan is None:
+            return DocBytes(np.zeros(0, np.uint8), np.zeros(1, np.int64))
+        tokens, starts, ends, slow, strip, in_model = plan
+        if in_model:
+            docs, bad = self.table.gather(tokens, starts, ends, skip_first=strip, check_runs=True)
+            slow |= bad
+        else:
+            docs = self._gather_checking_bytes(tokens, starts, ends, slow, strip)
+        if slow.any():
+            return docs.replace({k: self.decode(tokens[starts[k]:ends[k]]) for k in np.flatnonzero(slow).tolist()})
+        return docs
+
+    def decoded_lengths(self, tokens: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """len(decode_stream(...)[k]) for every k, from the sizing pass alone: no byte is written
+        (only the documents with an invalid byte run or an odd start are decoded, exactly)."""
+        plan = self._plan(tokens, starts, ends)
+        if plan is None:
+            return np.zeros(0, np.int64)
+        tokens, starts, ends, slow, strip, in_model = plan
+        if not in_model:
+            return self.decode_stream(tokens, starts, ends).lengths
+        lengths, bad = self.table.lengths(tokens, starts, ends, skip_first=strip, check_runs=True)
+        slow |= bad
+        for k in np.flatnonzero(slow).tolist():
+            lengths[k] = len(self.decode(tokens[starts[k]:ends[k]]))
+        return lengths
+
+    def _plan(self, tokens, starts, ends):
+        """(tokens, starts, ends, slow, strip, in_model): out-of-model ids silenced, the
+        documents whose start needs the exact decoder (`slow`), those whose leading space is
+        dropped, and whether every id was in the model.
+
+        Byte runs are checked on the ids only when every id is in the model: DecodeIds ends a
+        run at any other piece, control ids included (tests/test_sentencepiece.py), which is
+        what the run skeleton does; an id past the model is skipped by `decode` without ending
+        the run, so a stream holding one is checked on the decoded bytes instead."""
         tokens = np.asarray(tokens)
         starts = np.asarray(starts, dtype=np.int64)
         ends = np.asarray(ends, dtype=np.int64)
-        ndoc = len(starts)
-        if ndoc == 0:
-            return DocBytes(np.zeros(0, np.uint8), np.zeros(1, np.int64))
-        if tokens.size and chunked.maximum(tokens) >= self._n:
-            tokens = np.where(tokens < self._n, tokens, 0)  # out-of-model ids decode to nothing
-            # (id 0 must then be silent; it is <pad>/control in every canonical model)
+        if len(starts) == 0:
+            return None
+        in_model = not (tokens.size and chunked.maximum(tokens) >= self._n)
+        if not in_model:
+            tokens = np.where(tokens < self._n, tokens, self._n)  # out-of-model ids decode to nothing
         nonempty = starts < ends
         first = np.where(nonempty, tokens[np.minimum(starts, len(tokens) - 1)], 0)
-        slow = nonempty & self.start_odd[first]
+        first = np.minimum(first, self._n - 1)
+        slow = nonempty & (self.start_odd[first] | (tokens[np.minimum(starts, len(tokens) - 1)] >= self._n))
         strip = nonempty & self.start_strip[first] & ~slow
+        return tokens, starts, ends, slow, strip, in_model
+
+    def _gather_checking_bytes(self, tokens, starts, ends, slow, strip) -> DocBytes:
+        """The gather, then the UTF-8 check on the decoded bytes. Valid on its own only where no
+        silent id splits a byte run: documents holding one inside are marked slow too."""
         docs, silent = self.table.gather(tokens, starts, ends, skip_first=strip, zero_positions=True)
         if silent.size:  # silent ids inside a document (the BOS between documents is not inside)
             d = np.searchsorted(starts, silent, side="right") - 1
@@ -223,8 +265,6 @@ class SentencePieceTokenizer(Tokenizer):
             slow[d[inside]] = True
         if self.is_byte.any():
             slow |= invalid_utf8_docs(docs)
-        if slow.any():
-            return docs.replace({k: self.decode(tokens[starts[k]:ends[k]]) for k in np.flatnonzero(slow).tolist()})
         return docs
 
     def canonical_meta(self, vocab_size: int | None = None) -> MetaTable:
