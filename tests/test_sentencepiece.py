@@ -178,3 +178,64 @@ def test_a_cut_off_lead_does_not_vouch_for_the_next_document():
     assert want == [3, 6, 3]
     assert tok.decoded_lengths(stream, starts + 1, ends).tolist() == want
     assert tok.decode_stream(stream, starts + 1, ends).lengths.tolist() == want
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_ids, min_size=1, max_size=8), st.lists(st.integers(0, 400), max_size=4),
+       st.sampled_from([3, 7, 64, 1 << 18]))
+def test_compare_stream_equals_decoding_and_comparing(docs, flips, chunk):
+    """compare_stream (chunk bytes compared where they are made) finds exactly the documents
+    that decode_stream + compare_docs finds, with the same lengths and example offsets; the
+    reference is the decoded stream with some bytes changed (same lengths) or, when a flip
+    lands on an odd position, one document shortened."""
+    from audit import chunked
+    from audit.accounting.compare import compare_docs
+    from audit.formats.docs import DocBytes
+    from audit.tokenizers.base import Tokenizer
+
+    tok, _ = sp_pair()
+    stream = np.array([t for d in docs for t in [1] + [x for x in d if x != 1]], dtype=np.uint16)
+    starts, ends = split_documents(stream, 1)
+    ref_docs = tok.decode_stream(stream, starts + 1, ends).to_list()
+    total = sum(map(len, ref_docs))
+    buf = bytearray(b"".join(ref_docs))
+    for f in flips:
+        if total and f % 2 == 0:
+            buf[f % total] ^= 0x20
+    ref = DocBytes(np.frombuffer(bytes(buf), np.uint8), DocBytes.from_list(ref_docs).offsets)
+    if flips and flips[0] % 2 and any(ref_docs):
+        k = next(i for i, d in enumerate(ref_docs) if d)
+        ref = DocBytes.from_list(ref_docs[:k] + [ref_docs[k][:-1]] + ref_docs[k + 1:])
+    old = chunked.CHUNK
+    chunked.CHUNK = chunk
+    try:
+        lengths, got = tok.compare_stream(stream, starts + 1, ends, ref)
+    finally:
+        chunked.CHUNK = old
+    want_len, want = Tokenizer.compare_stream(tok, stream, starts + 1, ends, ref)
+    assert lengths.tolist() == want_len.tolist()
+    assert got.bad_docs.tolist() == want.bad_docs.tolist() and got.n_bad == want.n_bad
+    assert [e.row() for e in got.examples] == [e.row() for e in want.examples]
+    assert (got.bytes_a, got.bytes_b) == (want.bytes_a, want.bytes_b)
+    assert compare_docs(DocBytes.from_list(ref_docs), ref).n_bad == want.n_bad
+
+
+def test_compare_stream_fast_path_finds_a_changed_byte(monkeypatch):
+    """Valid documents of the reference's lengths take the in-place comparison (no second
+    buffer); one changed byte is found in its document, with the offset and excerpts."""
+    from audit.formats.docs import DocBytes
+    from audit.tokenizers.bytetable import ByteTable
+
+    tok, _ = sp_pair()
+    used = []
+    real = ByteTable.differing
+    monkeypatch.setattr(ByteTable, "differing", lambda self, *a: used.append(1) or real(self, *a))
+    stream = np.array([1, 260, 300, 400, 1, 500, 600, 4 + 0xC3, 4 + 0xA9, 1, 700], np.uint16)
+    starts, ends = split_documents(stream, 1)
+    ref = tok.decode_stream(stream, starts + 1, ends)
+    _, same = tok.compare_stream(stream, starts + 1, ends, ref)
+    changed = ref.buf.copy()
+    changed[int(ref.offsets[1]) + 2] ^= 1
+    _, diff = tok.compare_stream(stream, starts + 1, ends, DocBytes(changed, ref.offsets))
+    assert used == [1, 1] and same.n_bad == 0
+    assert diff.bad_docs.tolist() == [1] and diff.examples[0].offset == 2

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from audit.accounting.compare import DocComparison, compare_docs
+from audit.accounting.compare import DocComparison
 from audit.accounting.metabytes import IdDrift, attribute_drift, meta_sums, span_sums
 from audit.accounting.positions import Scoring
 from audit.chunked import split_documents
@@ -40,7 +40,6 @@ class Accounting:
     meta_per_doc: np.ndarray
     meta_docs_total: int
     occurrences: np.ndarray | None = None  # per id, as a scored target
-    decoded: DocBytes | None = None  # the decoded bytes, kept only to compare with a source
     decoded_lengths: np.ndarray | None = None  # per document
     decoded_total: int | None = None
     canonical_docs_total: int | None = None  # the tokenizer's canonical meta over the documents
@@ -90,9 +89,9 @@ def run_accounting(tokens: np.ndarray, meta: MetaTable, *, bos_id: int | None, t
 
     if tokenizer is not None:
         t1 = time.perf_counter()
-        if source is not None:  # bytes are compared with the source's, document by document
-            acc.decoded = tokenizer.decode_stream(tokens, ds, de)
-            acc.decoded_lengths = acc.decoded.lengths
+        if source is not None and has_docs and source.n_docs == len(ds):
+            # bytes compared with the source's, document by document
+            acc.decoded_lengths, acc.decoded_vs_source = tokenizer.compare_stream(tokens, ds, de, source, max_examples)
         else:  # only lengths are compared: counted without writing the bytes
             acc.decoded_lengths = tokenizer.decoded_lengths(tokens, ds, de)
         acc.decoded_total = int(acc.decoded_lengths.sum())
@@ -121,8 +120,6 @@ def run_accounting(tokens: np.ndarray, meta: MetaTable, *, bos_id: int | None, t
         t1 = time.perf_counter()
         acc.source, acc.source_label, acc.source_total = source, source_label, source.total
         if has_docs and source.n_docs == acc.n_docs:
-            if acc.decoded is not None:
-                acc.decoded_vs_source = compare_docs(acc.decoded, source, max_examples)
             mism = np.flatnonzero(source.lengths != meta_doc)
             acc.meta_vs_source_bad = int(mism.size)
             acc.meta_vs_source_first = [[int(k), int(meta_doc[k]), int(source.lengths[k])]

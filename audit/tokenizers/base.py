@@ -89,6 +89,16 @@ class Tokenizer(ABC):
         without writing the bytes override it (the audit needs only lengths without a source)."""
         return self.decode_stream(tokens, starts, ends).lengths
 
+    def compare_stream(self, tokens: np.ndarray, starts: np.ndarray, ends: np.ndarray, reference: DocBytes,
+                       max_examples: int = 20):
+        """(decoded lengths, audit.accounting.compare.DocComparison with `reference`): every
+        document decoded and compared with the reference document of the same index (equal
+        document counts). Backends override it to compare without keeping the decoded bytes."""
+        from audit.accounting.compare import compare_docs
+
+        dec = self.decode_stream(tokens, starts, ends)
+        return dec.lengths, compare_docs(dec, reference, max_examples)
+
     def id_classes(self) -> np.ndarray:
         """A class name per id (for drift tables): `control` for boundary ids, else `piece`."""
         canon = self.canonical_meta()

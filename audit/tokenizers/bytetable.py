@@ -44,16 +44,17 @@ class ByteTable:
             self.run_bytes = np.append(np.asarray(run_bytes, np.uint8), np.uint8(utf8.SPACE))
 
     def layout(self, tokens: np.ndarray, starts: np.ndarray, ends: np.ndarray,
-               skip_first: np.ndarray | None = None, check_runs: bool = False) -> "Layout":
+               skip_first: np.ndarray | None = None, check_runs: bool = False, in_range: bool = False) -> "Layout":
         """The sizing pass: every document's decoded length (offsets) and where each chunk's
         output begins, without writing a byte; with check_runs also which documents hold a byte
-        run that is not valid UTF-8 (`Layout.bad_runs`), from the same pass."""
+        run that is not valid UTF-8 (`Layout.bad_runs`), from the same pass. in_range: the
+        caller vouches that every id is in the table (it found the stream's maximum already)."""
         tokens = np.asarray(tokens)
         starts = np.asarray(starts, dtype=np.int64)
         ends = np.asarray(ends, dtype=np.int64)
         lo, hi = int(starts[0]), int(ends[-1])
         region = tokens[lo:hi]
-        if region.size and chunked.maximum(region) >= self.n:
+        if not in_range and region.size and chunked.maximum(region) >= self.n:
             region = np.where(region < self.n, region, self.n)  # ids past the table are silent
         spans = _Spans(starts - lo, ends - lo, len(region), skip_first)
         runs = _RunCheck(self.run_bytes, region, spans) if check_runs and self.run_bytes is not None else None
@@ -75,16 +76,16 @@ class ByteTable:
         bad = runs.documents(errs) if runs else None
         return Layout(region, lo, spans, edges, at[:ndoc + 1], at[ndoc + 1:], total, bad)
 
-    def lengths(self, tokens, starts, ends, skip_first=None, check_runs: bool = False):
+    def lengths(self, tokens, starts, ends, skip_first=None, check_runs: bool = False, in_range: bool = False):
         """Decoded length of every document (int64), and with check_runs the bad-run mask."""
         if len(starts) == 0:
             return np.zeros(0, np.int64), (np.zeros(0, bool) if check_runs else None)
-        lay = self.layout(tokens, starts, ends, skip_first, check_runs)
+        lay = self.layout(tokens, starts, ends, skip_first, check_runs, in_range)
         return np.diff(lay.offsets), lay.bad_runs
 
     def gather(self, tokens: np.ndarray, starts: np.ndarray, ends: np.ndarray,
                with_positions: bool = False, skip_first: np.ndarray | None = None,
-               zero_positions: bool = False, check_runs: bool = False):
+               zero_positions: bool = False, check_runs: bool = False, in_range: bool = False):
         """Bytes of tokens[starts[k]:ends[k]] for every k (sorted, disjoint spans) → DocBytes;
         with_positions also returns the stream position each output byte came from;
         zero_positions returns instead the stream positions of the tokens that contribute no
@@ -98,10 +99,18 @@ class ByteTable:
             if check_runs:
                 return empty, np.zeros(0, bool)
             return (empty, np.zeros(0, np.int64)) if with_positions or zero_positions else empty
-        lay = self.layout(tokens, starts, ends, skip_first, check_runs)
+        lay = self.layout(tokens, starts, ends, skip_first, check_runs, in_range)
         buf = np.empty(lay.total, dtype=np.uint8)
         pos = np.empty(lay.total, dtype=np.int64) if with_positions else None
-        zeros = chunked.pmap(lambda k: self._write(lay, k, buf, pos, zero_positions), len(lay.edges) - 1)
+        def write(k: int):
+            o, o_end = int(lay.out_at[k]), int(lay.out_at[k + 1])
+            ln = self._write(lay, k, buf[o:o_end])
+            if pos is not None and o_end > o:
+                a, b = int(lay.edges[k]) + lay.lo, int(lay.edges[k + 1]) + lay.lo
+                pos[o:o_end] = np.repeat(np.arange(a, b, dtype=np.int64), ln)
+            return np.flatnonzero(ln == 0) + (int(lay.edges[k]) + lay.lo) if zero_positions else None
+
+        zeros = chunked.pmap(write, len(lay.edges) - 1)
         out = DocBytes(buf, lay.offsets)
         if check_runs:
             return out, lay.bad_runs
@@ -109,18 +118,37 @@ class ByteTable:
             return out, np.concatenate(zeros) if zeros else np.zeros(0, np.int64)
         return (out, pos) if with_positions else out
 
-    def _write(self, lay: "Layout", k: int, buf: np.ndarray, pos, zero_positions: bool):
-        """Chunk k's bytes: output byte p of token i reads flat[p + off[i] − start[i]]."""
-        region, lo, spans = lay.region, lay.lo, lay.spans
+    def differing(self, lay: "Layout", ref: np.ndarray, ref_at: int) -> np.ndarray:
+        """Documents whose bytes differ from the reference bytes ref[ref_at + offset …], where
+        every document has the reference document's length (the caller checked). Each chunk's
+        bytes go to a reused scratch buffer and are compared with the reference slice at the same
+        offset: no second output buffer (fresh memory costs more than decoding it, in a VM)."""
+        def chunk(k: int) -> np.ndarray:
+            o, o_end = int(lay.out_at[k]), int(lay.out_at[k + 1])
+            if o_end == o:
+                return np.zeros(0, np.int64)
+            mine = chunked.scratch("cmp_bytes", o_end - o, np.uint8)
+            self._write(lay, k, mine)
+            theirs = ref[ref_at + o:ref_at + o_end]
+            if np.array_equal(mine, theirs):
+                return np.zeros(0, np.int64)
+            diff = np.flatnonzero(mine != theirs) + o
+            return np.unique(np.searchsorted(lay.offsets, diff, side="right") - 1)
+
+        parts = chunked.pmap(chunk, len(lay.edges) - 1)
+        return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+
+    def _write(self, lay: "Layout", k: int, out: np.ndarray):
+        """Chunk k's bytes into `out` (its size is the chunk's output): output byte p of token i
+        reads flat[p + off[i] − start[i]]. Returns the token lengths (a scratch buffer)."""
+        region, spans = lay.region, lay.spans
         a, b = int(lay.edges[k]), int(lay.edges[k + 1])
-        o, o_end = int(lay.out_at[k]), int(lay.out_at[k + 1])
-        m, tot = b - a, o_end - o
+        m, tot = b - a, len(out)
         ids = chunked.scratch("ids", m, np.intp)
         np.copyto(ids, region[a:b])
         ln = spans.lengths(self.length, region, a, b, ids, out=chunked.scratch("ln", m, np.int64))
-        zeros = np.flatnonzero(ln == 0) + (a + lo) if zero_positions else None
         if tot == 0:
-            return zeros
+            return ln
         start = np.cumsum(ln, out=chunked.scratch("start", m, np.int64))
         start -= ln  # where each token's bytes begin in this chunk's output
         # each token's shift off[i] − start[i] repeated over its bytes (zero-length tokens
@@ -130,10 +158,8 @@ class ByteTable:
         spans.shift_skipped(shift, a)
         idx = np.repeat(shift, ln)
         idx += _arange(tot)
-        np.take(self.flat, idx, out=buf[o:o_end], mode="clip")  # clip: no buffered copy of out
-        if pos is not None:
-            pos[o:o_end] = np.repeat(np.arange(a + lo, b + lo, dtype=np.int64), ln)
-        return zeros
+        np.take(self.flat, idx, out=out, mode="clip")  # clip: no buffered copy of out
+        return ln
 
 
 @dataclass(frozen=True)

@@ -208,7 +208,7 @@ class SentencePieceTokenizer(Tokenizer):
             return DocBytes(np.zeros(0, np.uint8), np.zeros(1, np.int64))
         tokens, starts, ends, slow, strip, in_model = plan
         if in_model:
-            docs, bad = self.table.gather(tokens, starts, ends, skip_first=strip, check_runs=True)
+            docs, bad = self.table.gather(tokens, starts, ends, skip_first=strip, check_runs=True, in_range=True)
             slow |= bad
         else:
             docs = self._gather_checking_bytes(tokens, starts, ends, slow, strip)
@@ -225,11 +225,32 @@ class SentencePieceTokenizer(Tokenizer):
         tokens, starts, ends, slow, strip, in_model = plan
         if not in_model:
             return self.decode_stream(tokens, starts, ends).lengths
-        lengths, bad = self.table.lengths(tokens, starts, ends, skip_first=strip, check_runs=True)
+        lengths, bad = self.table.lengths(tokens, starts, ends, skip_first=strip, check_runs=True, in_range=True)
         slow |= bad
         for k in np.flatnonzero(slow).tolist():
             lengths[k] = len(self.decode(tokens[starts[k]:ends[k]]))
         return lengths
+
+    def compare_stream(self, tokens: np.ndarray, starts: np.ndarray, ends: np.ndarray, reference: DocBytes,
+                       max_examples: int = 20):
+        """The usual exact case without a second buffer: when every document decodes by table
+        (no invalid run, no odd start) to the reference's length, chunk bytes are compared with
+        the reference where they are made (ByteTable.differing); any other case decodes the
+        whole stream and compares document by document."""
+        from audit.accounting.compare import DocComparison, bad_doc
+
+        plan = self._plan(tokens, starts, ends)
+        if plan is not None and plan[5] and not plan[3].any():
+            tokens, starts, ends, _, strip, _ = plan
+            lay = self.table.layout(tokens, starts, ends, skip_first=strip, check_runs=True, in_range=True)
+            lengths = np.diff(lay.offsets)
+            if not lay.bad_runs.any() and np.array_equal(lengths, reference.lengths):
+                bad = self.table.differing(lay, reference.buf, int(reference.offsets[0]))
+                examples = [bad_doc(k, self.decode(tokens[starts[k]:ends[k]]), reference.doc(k))
+                            for k in bad[:max_examples].tolist()]
+                return lengths, DocComparison(len(starts), int(bad.size), bad, examples, int(lengths.sum()),
+                                              reference.total)
+        return super().compare_stream(tokens, starts, ends, reference, max_examples)
 
     def _plan(self, tokens, starts, ends):
         """(tokens, starts, ends, slow, strip, in_model): out-of-model ids silenced, the
