@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, TypeVar
 
@@ -89,9 +90,33 @@ def count_equal(values: np.ndarray, x: int) -> int:
     return sum(_each(len(values), lambda a, b: int(np.count_nonzero(values[a:b] == x))))
 
 
+_MAX: dict[int, tuple] = {}
+
+
+def _read_only(a) -> bool:
+    """No writable array anywhere in a's chain of bases (a view of a writable array may change)."""
+    while isinstance(a, np.ndarray):
+        if a.flags.writeable:
+            return False
+        a = a.base
+    return True
+
+
 def maximum(values: np.ndarray) -> int:
-    """values.max() on the worker threads (values must be non-empty)."""
-    return max(_each(len(values), lambda a, b: int(values[a:b].max())))
+    """values.max() on the worker threads (values must be non-empty). Several steps of one audit
+    ask it of the same val stream; for a read-only array (a shard is mapped read-only) the
+    answer is remembered while that very array object lives (weakref), not recomputed."""
+    key = id(values)
+    hit = _MAX.get(key)
+    if hit is not None and hit[0]() is values:
+        return hit[1]
+    mx = max(_each(len(values), lambda a, b: int(values[a:b].max())))
+    if _read_only(values):
+        try:
+            _MAX[key] = (weakref.ref(values, lambda _r, k=key: _MAX.pop(k, None)), mx)
+        except TypeError:  # not weak-referenceable
+            pass
+    return mx
 
 
 def equal(a: np.ndarray, b: np.ndarray) -> bool:

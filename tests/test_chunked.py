@@ -204,3 +204,25 @@ def test_byte_run_check_at_every_chunk_size(stream, cuts, gap, size, th):
         docs, bad2 = table.gather(tokens, starts, ends, check_runs=True)
     assert bad.tolist() == want_bad and bad2.tolist() == want_bad
     assert lengths.tolist() == want_len == docs.lengths.tolist()
+
+
+def test_maximum_is_remembered_only_for_read_only_arrays():
+    """A read-only stream's maximum is computed once; a writable array, or a read-only view of
+    one, is recomputed every time (its values may change)."""
+    ro = np.arange(10, dtype=np.uint16)
+    ro.flags.writeable = False
+    assert chunked.maximum(ro) == 9
+    assert id(ro) in chunked._MAX
+    w = np.arange(5)
+    assert chunked.maximum(w) == 4
+    w[0] = 99
+    assert chunked.maximum(w) == 99
+    base = np.arange(6)
+    view = base[:]
+    view.flags.writeable = False
+    assert chunked.maximum(view) == 5
+    base[1] = 50
+    assert chunked.maximum(view) == 50
+    key = id(ro)
+    del ro
+    assert key not in chunked._MAX

@@ -103,7 +103,9 @@ def check_ids(tokens: np.ndarray, vocab_size: int, path: str | Path) -> None:
     """Every id must be < vocab_size (vectorised)."""
     if tokens.size == 0:
         return
-    mx = int(tokens.max())
+    from audit import chunked
+
+    mx = chunked.maximum(tokens)
     if mx >= vocab_size:
         bad = np.flatnonzero(tokens >= vocab_size)
         raise InputError(path, f"id {int(tokens[bad[0]])} at position {int(bad[0]):,} is out of range "
