@@ -38,6 +38,7 @@ FEATURES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("not cfg.gptq_enabled", "GPTQ", ("collect_hessians", "self_generate", "gptq_quantize", "gptq_quantize_many",
                                       "_gptq_stack")),
     ("cfg.compressor != 'brotli'", "brotli compression", ("_brotli_frames", "_brotli_unframe")),
+    ("cfg.compressor != 'pergroup'", "per-group compression", ("pack_pergroup", "unpack_pergroup")),
     ("not cfg.late_qat", "late QAT", ("fake_quantize",)),
     ("not cfg.ema_enabled", "EMA", ("EMA",)),
     ("not cfg.swa_enabled", "SWA", ("SWA",)),
