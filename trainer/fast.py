@@ -5,7 +5,7 @@
 - softcapped cross-entropy fused in one Triton kernel pair (forward: softcap, log-sum-exp and the
   target's logit in one pass over the vocabulary; backward recomputes instead of storing the
   softcapped logits), else `cap·tanh(z/cap)` then `F.cross_entropy`;
-- `torch.compile` of the training model (on by default on CUDA);
+- `torch.compile` of the training model and of the TTT scoring forward (on by default on CUDA);
 - a bucketed gradient all-reduce launched from gradient hooks while backward still runs, instead of
   one blocking flat all-reduce after it.
 """
@@ -208,6 +208,15 @@ def maybe_compile(model: nn.Module, cfg, device: torch.device) -> nn.Module:
     if not compile_enabled(cfg, device):
         return model
     return torch.compile(model, dynamic=False)
+
+
+def maybe_compile_scoring(model: nn.Module, cfg, device: torch.device) -> nn.Module:
+    """The TTT scoring forward, under the same switch. Dynamic shapes: window lengths and batch
+    sizes change from chunk to chunk, and one graph per shape would recompile past Dynamo's
+    limit. It compiles at its first call, inside the timed evaluation."""
+    if not compile_enabled(cfg, device):
+        return model
+    return torch.compile(model, dynamic=True)
 
 
 # --- bucketed, overlapped gradient all-reduce ----------------------------------------------------
