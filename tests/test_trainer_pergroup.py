@@ -86,7 +86,11 @@ def test_groups_follow_roles_across_layers():
     assert [a["name"] for a in groups[("rows", "tok_emb.weight", 96, 8)]] == ["tok_emb.weight"]  # alone
     scales = groups[("bytes", "scale", 2)]
     assert len(scales) == sum(a["key"] == "q" for a in arrays)  # one scale array per code matrix
-    assert len(stream_table(compress(raw, "pergroup", FAST))) == 1 + len(groups)
+    blob = compress(raw, "pergroup", FAST)
+    assert len(stream_table(blob)) == 1 + len(groups)
+    described = PG.describe_pergroup(blob)
+    assert [d["group"] for d in described[1:]] == [" ".join(map(str, role)) for role in groups]
+    assert sum(d["raw"] for d in described[1:]) == len(raw) - 8 - len(header)
 
 
 @st.composite
@@ -153,6 +157,7 @@ def test_similarity_order_makes_near_duplicate_rows_compress_smaller(monkeypatch
     with_sort = PG.pack_pergroup(raw, 11)
     layout = stream_table(with_sort)[1][1]  # stream 0 is the header, 1 the code rows, 2 their scales
     assert layout & PG.SORTED and PG.unpack_pergroup(with_sort) == raw
+    assert "sorted" in PG.describe_pergroup(with_sort)[1]["layout"]
     monkeypatch.setattr(PG, "ROW_LAYOUTS", (0, PG.COLUMNS))  # the same pipeline, sorting not allowed
     without = PG.pack_pergroup(raw, 11)
     print(f"near-duplicate rows: {len(with_sort)} bytes with the similarity order (permutation included), "
