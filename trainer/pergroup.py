@@ -87,7 +87,7 @@ def _array_spec(rec: dict, key: str, expected_offset: int) -> dict:
         raise ValueError(f"bad shape {shape!r}")
     try:
         itemsize = np.dtype(str(r["np"])).itemsize
-    except (TypeError, ValueError, SyntaxError) as e:
+    except (TypeError, ValueError, SyntaxError, OverflowError) as e:
         raise ValueError(f"bad dtype {r['np']!r}") from e
     bits = rec.get("bits")
     if bits is not None and type(bits) is not int:
@@ -227,7 +227,8 @@ def _compress_frame(codec: int, level: int, frame: bytes) -> bytes:
 
 
 def _decompress_frame(codec: int, data: bytes, size: int) -> bytes:
-    """One frame, never more than about twice `size` in memory; ValueError unless exactly `size`."""
+    """One frame, ValueError unless it decodes to exactly `size` bytes. The output is bounded: at
+    about twice `size` (brotli >= 1.2, lzma), or checked after every 4 KiB of input (older brotli)."""
     try:
         if CODECS[codec] == "brotli":
             out, done = _bounded_brotli(data, size)
