@@ -221,12 +221,18 @@ def _table_blob(entries, tail=b"", crc=0) -> bytes:
 
 
 @pytest.mark.parametrize("case", ["magic", "version", "stream count", "frame count", "frame sizes", "codec",
-                                  "header too big", "bomb frame", "array too big", "bad layout"])
+                                  "header too big", "bomb frame", "array too big", "bad layout", "nested json",
+                                  "bad dtype"])
 def test_hostile_headers_are_value_errors_without_large_allocations(case):
     bomb = zeros_bomb()
     header = b'{"format":1,"tensors":[{"name":"w","kind":"q","dtype":"float32","bits":6,' \
              b'"q":{"offset":0,"nbytes":1099511627776,"shape":[1073741824,1024],"np":"|i1"}}]}'
     hb = brotli.compress(header)
+
+    def header_blob(text: bytes) -> bytes:
+        packed = brotli.compress(text)
+        return _table_blob([(0, 0, len(text), [len(packed)])], packed)
+
     blobs = {
         "magic": b"GCPX" + bytes(20),
         "version": PG.PG_MAGIC + bytes([99]) + bytes(20),
@@ -238,6 +244,8 @@ def test_hostile_headers_are_value_errors_without_large_allocations(case):
         "bomb frame": _table_blob([(0, 0, 100, [len(bomb)])], bomb),
         "array too big": _table_blob([(0, 0, len(header), [len(hb)])], hb),
         "bad layout": _table_blob([(0, 3, 100, [1])], b"x"),
+        "nested json": header_blob(b"[" * 200_000),
+        "bad dtype": header_blob(header.replace(b'"|i1"', b'"V99999999999999999999"')),
     }
     tracemalloc.start()
     try:
