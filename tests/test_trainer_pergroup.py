@@ -382,3 +382,21 @@ def test_gated_tiny_run_with_pergroup_writes_an_artifact_that_scores_as_its_quan
     assert "def unpack_pergroup" in code and "'compressor':'pergroup'" in code
     print(f"tiny pergroup artifact {len(blob)} bytes, brotli of the same container "
           f"{len(compress(serialize(qs), 'brotli', 11))}")
+
+
+def test_record_preset_with_pergroup_skips_the_whole_container_shuffle(tmp_path):
+    """The record preset shuffles the container's bytes before brotli; pergroup shuffles per group
+    and reads only the plain container, so write_artifact leaves the shuffle out for it."""
+    from tests.test_trainer_record_quant import record_cfg
+    from trainer.run import load_artifact, write_artifact
+
+    cfg = record_cfg(compressor="pergroup")
+    assert cfg.byte_shuffle
+    torch.manual_seed(0)
+    m = GPT(cfg)
+    blob = write_artifact(m, cfg, m.state_dict(), None, tmp_path / "m.ptz", rank=0)
+    assert blob[:4] == PG.PG_MAGIC and (tmp_path / "m.ptz").read_bytes() == blob
+    assert PG.unpack_pergroup(blob)[:4] == b"GCQ1"  # not the shuffled form
+    direct = dequantize_state(quantize_state(m, m.state_dict(), cfg))
+    back = load_artifact(tmp_path / "m.ptz", cfg)
+    assert back.keys() == direct.keys() and all(torch.equal(back[k], direct[k]) for k in back)
