@@ -186,7 +186,7 @@ def small_blob() -> tuple[bytes, bytes]:
 
 
 def test_every_truncation_is_a_value_error():
-    raw, blob = small_blob()
+    _, blob = small_blob()
     for n in range(len(blob)):
         with pytest.raises(ValueError):
             PG.unpack_pergroup(blob[:n])
