@@ -7,8 +7,11 @@
   plans     sliding-window plan and score-first ledger proof over a 62,021,846-token val stream
   step      tiny-preset training step time
   baseline  the official int8 export (quantize, zlib 9) of the 17M-parameter baseline; its counted code
+  pergroup  record-size state (11x512, vocab 8192, SDClip int6 / int7 embedding / LQER) of synthetic
+            Gaussian rows, with and without a spread of column scales: brotli-11 after the record's
+            byte shuffle vs compressor=pergroup, bytes and seconds (no trained weights here)
 
-    .venv/bin/python benchmarks/bench_trainer.py [--skip-export]
+    .venv/bin/python benchmarks/bench_trainer.py [--skip-export] [--skip-pergroup]
 """
 
 from __future__ import annotations
@@ -40,11 +43,50 @@ def timed(fn):
     return out, time.perf_counter() - t
 
 
+def synthetic_record_state(column_spread: float) -> tuple[bytes, int]:
+    """The record preset's quantized container for Gaussian weights: rows with log-normal
+    scales (sigma 0.3), columns scaled by exp(column_spread * z) (0 = every column alike)."""
+    cfg = resolve_config("record", use_env=False)[0]
+    torch.manual_seed(0)
+    m = GPT(cfg)
+    g = torch.Generator().manual_seed(1)
+    state = m.state_dict()
+    for name, t in state.items():
+        if t.ndim == 2 and t.numel() > cfg.passthrough_numel:
+            w = torch.randn(t.shape, generator=g) * torch.exp(0.3 * torch.randn(t.shape[0], 1, generator=g))
+            state[name] = 0.02 * w * torch.exp(column_spread * torch.randn(1, t.shape[1], generator=g))
+    return serialize(quantize_state(m, state, cfg)), count_parameters(m)
+
+
+def pergroup_figures(fig: dict, column_spread: float) -> None:
+    from trainer.gptq import shuffle_bytes
+
+    raw, params = synthetic_record_state(column_spread)
+    tag = f"record_synthetic_colspread{column_spread:g}"
+    fig[f"{tag}_params"], fig[f"{tag}_container_bytes"] = params, len(raw)
+    blob, fig[f"{tag}_brotli_shuffle_s"] = timed(lambda: compress(shuffle_bytes(raw), "brotli", 11))
+    fig[f"{tag}_brotli_shuffle_bytes"] = len(blob)
+    blob, fig[f"{tag}_pergroup_s"] = timed(lambda: compress(raw, "pergroup", 11))
+    fig[f"{tag}_pergroup_bytes"] = len(blob)
+    from trainer.pergroup import describe_pergroup
+
+    chosen: dict[str, int] = {}
+    for s in describe_pergroup(blob):
+        key = f"{s['codec']} {s['layout']}"
+        chosen[key] = chosen.get(key, 0) + s["raw"]
+    fig[f"{tag}_pergroup_raw_bytes_by_choice"] = chosen
+    print(f"{tag}: brotli+shuffle {fig[f'{tag}_brotli_shuffle_bytes']:,} B, pergroup {len(blob):,} B", flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--skip-export", action="store_true")
+    ap.add_argument("--skip-pergroup", action="store_true")
     args = ap.parse_args()
     fig: dict = {}
+    if not args.skip_pergroup:
+        for spread in (0.0, 0.5):
+            pergroup_figures(fig, spread)
     if not args.skip_export:
         cfg = resolve_config("proteus", use_env=False)[0]
         torch.manual_seed(0)

@@ -115,3 +115,28 @@ def test_ttt_freezes_first_blocks(setup):
     for i, b in enumerate(ctx.model.blocks):
         same = torch.equal(b.attn.q.weight, m.blocks[i].attn.q.weight)
         assert same == (i < 2)
+
+
+def test_compiled_ttt_scoring_equals_eager(setup):
+    """compile=on forces torch.compile of the TTT scoring forward on CPU (inductor, dynamic
+    shapes): every per-position loss within 1e-4 of eager (the tolerance of the training
+    forward's compile==eager test) through all chunks, the SGD steps between them included; the
+    ledger is the same and proves score-first. Dynamo may not fall back to eager here."""
+    import torch._dynamo
+
+    cfg, m, val, lut = setup
+    eager = run_ttt(m, val, cfg, lut, "cpu")
+    torch._dynamo.reset()
+    strict = torch._dynamo.config.fail_on_recompile_limit_hit
+    torch._dynamo.config.fail_on_recompile_limit_hit = True
+    try:
+        compiled = run_ttt(m, val, tiny(compile="on"), lut, "cpu")
+        graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    finally:
+        torch._dynamo.config.fail_on_recompile_limit_hit = strict
+        torch._dynamo.reset()
+    assert isinstance(compiled.score_model, torch._dynamo.eval_frame.OptimizedModule) and graphs > 0
+    assert eager.score_model is eager.model  # compile=auto on CPU: eager
+    diff = np.abs(compiled.scores.nll[1:] - eager.scores.nll[1:])
+    assert diff.max() < 1e-4, diff.max()
+    assert compiled.ledger.events == eager.ledger.events and compiled.ledger.verify() == []

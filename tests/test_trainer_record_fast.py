@@ -1,6 +1,8 @@
 """The fast path's pieces (issue 11): the bucketed, overlapped all-reduce gives the flat reduce's
-averaged gradients (two gloo ranks on CPU), and FlashAttention varlen equals the masked SDPA
-reference (CUDA only: skips with the reason elsewhere)."""
+averaged gradients (two gloo ranks on CPU); the varlen offsets describe exactly the document
+segments of the previous definition (only empty trailing segments added, max_seqlen the row
+length, no `.max()` sync); FlashAttention varlen equals the masked SDPA reference (CUDA only:
+skips with the reason elsewhere)."""
 
 from __future__ import annotations
 
@@ -11,8 +13,12 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from trainer.fast import BucketedAllReduce, document_attention, document_mask, flash_varlen_available
+from trainer.fast import (VARLEN_CU_BUCKET, BucketedAllReduce, Segments, _cu_seqlens, document_attention,
+                          document_mask, document_segments, flash_varlen_available)
+from trainer.model import document_ids
 
 
 def _net():
@@ -76,3 +82,48 @@ def test_flash_varlen_matches_masked_sdpa_on_cuda():  # pragma: no cover - CUDA 
     ref = torch.nn.functional.scaled_dot_product_attention(q, k.repeat_interleave(2, 1), v.repeat_interleave(2, 1),
                                                            attn_mask=document_mask(docs))
     assert float((out.float() - ref.float()).abs().max()) < 2e-2
+
+
+def _previous_cu_seqlens(docs: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """The definition before the change (exact length, max_seqlen by a `.max()` host sync): the reference."""
+    B, T = docs.shape
+    new = torch.ones_like(docs, dtype=torch.bool)
+    new[:, 1:] = docs[:, 1:] != docs[:, :-1]
+    starts = torch.nonzero(new.reshape(-1)).flatten().to(torch.int32)
+    cu = torch.cat((starts, torch.tensor([B * T], dtype=torch.int32)))
+    return cu, int((cu[1:] - cu[:-1]).max())
+
+
+def _segments(cu: torch.Tensor) -> list[tuple[int, int]]:
+    c = cu.tolist()
+    return [(a, b) for a, b in zip(c[:-1], c[1:]) if b > a]
+
+
+@settings(max_examples=80, deadline=None)
+@given(rows=st.integers(1, 6), T=st.integers(1, 300), bos_rate=st.sampled_from([0.0, 0.01, 0.1, 0.5, 1.0]),
+       seed=st.integers(0, 10_000))
+def test_cu_seqlens_describes_the_same_segments_as_before(rows, T, bos_rate, seed):
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randint(2, 50, (rows, T), generator=g)
+    idx[torch.rand(rows, T, generator=g) < bos_rate] = 1
+    docs = document_ids(idx, 1)
+    cu, max_len = _cu_seqlens(docs)
+    old, old_max = _previous_cu_seqlens(docs)
+    assert cu.dtype == torch.int32 and len(cu) % VARLEN_CU_BUCKET == 0 and len(cu) >= len(old)
+    assert torch.equal(cu[:len(old)], old)  # the same offsets, then only empty segments at the end
+    assert torch.all(cu[len(old):] == rows * T)
+    assert _segments(cu) == _segments(old)
+    assert max_len == T >= old_max  # an upper bound on every segment, known without a sync
+    for a, b in _segments(cu):  # each segment: one row, one document
+        assert a // T == (b - 1) // T and len(set(docs.reshape(-1)[a:b].tolist())) == 1
+
+
+def test_precomputed_segments_give_the_same_attention():
+    g = torch.Generator().manual_seed(3)
+    q, k, v = (torch.randn(2, h, 40, 8, generator=g) for h in (4, 2, 2))
+    idx = torch.randint(2, 50, (2, 40), generator=g)
+    idx[:, [0, 9, 30]] = 1
+    docs = document_ids(idx, 1)
+    assert document_segments(docs) is docs  # on CPU no FlashAttention offsets are built
+    seg = Segments(docs, *_cu_seqlens(docs))
+    assert torch.equal(document_attention(q, k, v, seg), document_attention(q, k, v, docs))

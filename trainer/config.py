@@ -113,7 +113,7 @@ class TrainConfig:
     gptq_calib_seq_len: int = 0  # 0 = train_seq_len
     gptq_block_size: int = 128
     gptq_damp: float = 0.01
-    compressor: str = "brotli"  # brotli | lzma | zlib
+    compressor: str = "brotli"  # brotli | lzma | zlib | pergroup (tensors grouped by role, trainer/pergroup.py)
     compress_level: int = 11
     quant_format: str = "rows"  # rows: per-row max-abs at quant_bits/embed_bits | int8_clean: the official int8 export
     control_tensor_name_patterns: str = "attn_scale,attn_scales,mlp_scale,mlp_scales,resid_mix,resid_mixes,q_gain,skip_weight,skip_weights"
@@ -468,8 +468,8 @@ def validate(cfg: TrainConfig) -> None:
     # one test per setting (not a loop): a shipped script that fixes a setting folds its test away
     if cfg.quant_format not in ("rows", "int8_clean"):
         bad(_not_one_of("quant_format", cfg.quant_format, ("rows", "int8_clean")))
-    if cfg.compressor not in ("brotli", "lzma", "zlib"):
-        bad(_not_one_of("compressor", cfg.compressor, ("brotli", "lzma", "zlib")))
+    if cfg.compressor not in ("brotli", "lzma", "zlib", "pergroup"):
+        bad(_not_one_of("compressor", cfg.compressor, ("brotli", "lzma", "zlib", "pergroup")))
     if cfg.gptq_calibration not in ("train", "self"):
         bad(_not_one_of("gptq_calibration", cfg.gptq_calibration, ("train", "self")))
     if cfg.device not in ("auto", "cpu", "cuda"):

@@ -218,7 +218,10 @@ class TTTContext:
     """
 
     def __init__(self, model, val: torch.Tensor, cfg, lut: ByteLUT, device, chunk_tokens: int | None = None):
+        from trainer.fast import maybe_compile_scoring
+
         self.model = copy.deepcopy(model)  # never adapt the exported/roundtrip model itself
+        self.score_model = maybe_compile_scoring(self.model, cfg, torch.device(device))  # the same weights
         self.val, self.cfg, self.lut, self.device = val, cfg, lut, device
         self.seq_len = cfg.eval_seq_len or cfg.train_seq_len
         self.stride = cfg.eval_stride or self.seq_len
@@ -242,7 +245,7 @@ class TTTContext:
     def score_chunk(self, c: int) -> None:
         lo, hi = self.chunks[c]
         self.model.eval()
-        ranges = score_windows(self.model, self.val, sliding_windows(lo, hi, self.seq_len, self.stride),
+        ranges = score_windows(self.score_model, self.val, sliding_windows(lo, hi, self.seq_len, self.stride),
                                self.lut, self.device, self.cfg.eval_batch_seqs, self.scores)
         self.ledger.scored(c, ranges)
 

@@ -87,7 +87,7 @@ def readme_text(cfg: TrainConfig, res, run_name: str, code_bytes: int, checks: l
         ("EMA", f"{cfg.ema_decay}" if cfg.ema_enabled else "off"), ("SWA", on(cfg.swa_enabled)),
         ("late QAT", f"below LR scale {cfg.qat_threshold}" if cfg.late_qat else "off"),
         ("GPTQ", f"{cfg.gptq_calibration} calibration" if cfg.gptq_enabled else "off"),
-        ("compression", f"{cfg.compressor} level {cfg.compress_level}"),
+        ("compression", compression_summary(cfg)),
         ("TTT", f"legal score-first, {cfg.ttt_epochs} epoch(s), chunks of {cfg.ttt_chunk_tokens}" if cfg.ttt_enabled else "off"),
         ("sliding window eval", f"stride {cfg.eval_stride}" if cfg.eval_stride else "off"),
     ]
@@ -132,6 +132,14 @@ verified it but it was not trained on the challenge's hardware or data.
 ## Reproduce
 `python train_gpt.py` from this folder (set `DATA_PATH` to the dataset folder if it moved).
 """
+
+
+def compression_summary(cfg: TrainConfig) -> str:
+    if cfg.compressor == "pergroup":
+        return (f"per-group (trainer/pergroup.py): tensors grouped by role across layers, each group's rows "
+                f"similarity-sorted and/or column-major and its bytes shuffled where smaller, then brotli or "
+                f"lzma, whichever is smaller; level {cfg.compress_level}")
+    return f"{cfg.compressor} level {cfg.compress_level}" + (" after a stride-2 byte shuffle" if cfg.byte_shuffle else "")
 
 
 def submission_json(cfg: TrainConfig, res, run_name: str, code_bytes: int, date: str) -> dict:

@@ -1,16 +1,18 @@
 """The fast path for CUDA, each piece with a plain PyTorch fallback that is the reference:
 
-- per-document (varlen) attention: FlashAttention 3/2 `varlen` when installed, else SDPA with a
-  block-diagonal causal mask;
+- per-document (varlen) attention: FlashAttention 3/2 `varlen` when installed (its offsets built
+  once per forward, max_seqlen the row length), else SDPA with a block-diagonal causal mask;
 - softcapped cross-entropy fused in one Triton kernel pair (forward: softcap, log-sum-exp and the
   target's logit in one pass over the vocabulary; backward recomputes instead of storing the
   softcapped logits), else `cap·tanh(z/cap)` then `F.cross_entropy`;
-- `torch.compile` of the training model (on by default on CUDA);
+- `torch.compile` of the training model and of the TTT scoring forward (on by default on CUDA);
 - a bucketed gradient all-reduce launched from gradient hooks while backward still runs, instead of
   one blocking flat all-reduce after it.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 import torch.distributed as dist
@@ -49,21 +51,55 @@ def document_mask(docs: torch.Tensor) -> torch.Tensor:
     return (same & causal)[:, None]
 
 
+VARLEN_CU_BUCKET = 64  # cu_seqlens entries, padded up to a multiple of this (as the record's loader)
+
+
+class Segments(NamedTuple):
+    """Document ids of a (B, T) batch with the offsets FlashAttention varlen reads, built once
+    per forward (one host sync) instead of once per attention call (one per layer pass)."""
+
+    ids: torch.Tensor
+    cu_seqlens: torch.Tensor
+    max_seqlen: int
+
+
 def _cu_seqlens(docs: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """Start offsets of every (row, document) segment of the flattened (B·T) tokens."""
+    """Start offsets of every (row, document) segment of the flattened (B·T) tokens, ending with
+    B·T, and max_seqlen.
+
+    max_seqlen is T: no segment is longer than its row, and FlashAttention reads max_seqlen
+    only as an upper bound (for its grid), so the `.max()` over segment lengths, a host sync,
+    is gone (the record also passes the row length in training).
+    The starts still come from `nonzero`, one host sync: a sync-free cu_seqlens needs a static
+    length, i.e. padding with empty segments up to the largest possible count, B·T. The record
+    shows FA3 accepts trailing empty segments (it pads to a multiple of 64), but FA2's forward
+    and FA3's backward launch one grid row per segment on a grid dimension CUDA caps at 65,535
+    (B·T is 98,304 at the record's shape), and every empty segment still launches its blocks:
+    B·T entries would cost far more than the sync. Padding to a multiple of VARLEN_CU_BUCKET
+    (the record's convention) keeps the number of distinct shapes, hence recompiles, small."""
     B, T = docs.shape
     new = torch.ones_like(docs, dtype=torch.bool)
     new[:, 1:] = docs[:, 1:] != docs[:, :-1]
     starts = torch.nonzero(new.reshape(-1)).flatten().to(torch.int32)
-    cu = torch.cat((starts, torch.tensor([B * T], dtype=torch.int32, device=docs.device)))
-    return cu, int((cu[1:] - cu[:-1]).max())
+    ends = torch.full((1 + (-(starts.numel() + 1)) % VARLEN_CU_BUCKET,), B * T, dtype=torch.int32, device=docs.device)
+    return torch.cat((starts, ends)), T
 
 
-def document_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, docs: torch.Tensor) -> torch.Tensor:
-    """Causal attention restricted to each position's document; (B, H, T, D) in and out."""
+def document_segments(docs: torch.Tensor) -> torch.Tensor | Segments:
+    """What the attention layers of one forward share: the ids, plus FlashAttention's offsets
+    when its varlen kernel will run (CUDA)."""
+    if _flash_varlen is None or not docs.is_cuda:
+        return docs
+    return Segments(docs, *_cu_seqlens(docs))
+
+
+def document_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, docs: torch.Tensor | Segments) -> torch.Tensor:
+    """Causal attention restricted to each position's document; (B, H, T, D) in and out.
+    `docs`: (B, T) document ids, or the Segments of document_segments."""
     B, H, T, D = q.shape
+    ids = docs.ids if isinstance(docs, Segments) else docs
     if _flash_varlen is not None and q.is_cuda and q.dtype in (torch.bfloat16, torch.float16):
-        cu, max_len = _cu_seqlens(docs)
+        cu, max_len = (docs.cu_seqlens, docs.max_seqlen) if isinstance(docs, Segments) else _cu_seqlens(ids)
         flat = [t.transpose(1, 2).reshape(B * T, t.size(1), D) for t in (q, k, v)]
         out = _flash_varlen(*flat, cu_seqlens_q=cu, cu_seqlens_k=cu, max_seqlen_q=max_len,
                             max_seqlen_k=max_len, causal=True)
@@ -72,7 +108,7 @@ def document_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, docs: 
     if k.size(1) != H:
         rep = H // k.size(1)
         k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=document_mask(docs))
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=document_mask(ids))
 
 
 # --- softcapped cross-entropy --------------------------------------------------------------------
@@ -172,6 +208,15 @@ def maybe_compile(model: nn.Module, cfg, device: torch.device) -> nn.Module:
     if not compile_enabled(cfg, device):
         return model
     return torch.compile(model, dynamic=False)
+
+
+def maybe_compile_scoring(model: nn.Module, cfg, device: torch.device) -> nn.Module:
+    """The TTT scoring forward, under the same switch. Dynamic shapes: window lengths and batch
+    sizes change from chunk to chunk, and one graph per shape would recompile past Dynamo's
+    limit. It compiles at its first call, inside the timed evaluation."""
+    if not compile_enabled(cfg, device):
+        return model
+    return torch.compile(model, dynamic=True)
 
 
 # --- bucketed, overlapped gradient all-reduce ----------------------------------------------------

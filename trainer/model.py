@@ -85,7 +85,8 @@ class Rotary(nn.Module):
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, docs: torch.Tensor | None = None) -> torch.Tensor:
     """Causal attention, (B, H, T, D) in and out; GQA when k/v have fewer heads. With `docs`
-    (B, T) document ids, a query attends only to keys of its own document (varlen attention)."""
+    (B, T) document ids (or their trainer.fast.Segments), a query attends only to keys of its
+    own document (varlen attention)."""
     if docs is not None:
         from trainer.fast import document_attention  # FlashAttention varlen on CUDA, masked SDPA otherwise
 
@@ -354,7 +355,13 @@ class GPT(nn.Module):
         x = rms_norm(x)
         x0 = x
         ve = self.ve_proj(self.ve_table(idx)) if self.ve_layers else None
-        docs = document_ids(idx, self.cfg.bos_id) if self.cfg.varlen_attn else None
+        docs = None
+        if self.cfg.varlen_attn:  # (an `if` on the setting: folded away in an export without varlen)
+            docs = document_ids(idx, self.cfg.bos_id)
+            if idx.is_cuda:
+                from trainer.fast import document_segments  # FlashAttention's offsets, once for every layer
+
+                docs = document_segments(docs)
         lanes = hasattr(self, "parallel_post_lambdas")
         lane1 = None  # set once the two-lane section starts
         skips: list[torch.Tensor] = []

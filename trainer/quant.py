@@ -1,6 +1,6 @@
 """The artifact: per-row symmetric integer quantization (int5/int6/int8), float16 passthrough for
 small and control tensors, GPTQ error-compensating rounding, a pickle-free container, and
-compression (brotli / lzma / zlib). Sizes are counted from the exact bytes written.
+compression (brotli / lzma / zlib, or per group: trainer.pergroup). Sizes are counted from the exact bytes written.
 """
 
 from __future__ import annotations
@@ -360,6 +360,10 @@ def _brotli_unframe(data: bytes) -> bytes:
 
 
 def compress(data: bytes, method: str, level: int) -> bytes:
+    if method == "pergroup":  # the container's arrays regrouped by role, each group compressed apart
+        from trainer.pergroup import pack_pergroup
+
+        return pack_pergroup(data, level)
     if method == "brotli":
         return _brotli_frames(data, level)
     if method == "lzma":
@@ -370,6 +374,10 @@ def compress(data: bytes, method: str, level: int) -> bytes:
 
 
 def decompress(data: bytes, method: str) -> bytes:
+    if method == "pergroup":
+        from trainer.pergroup import unpack_pergroup
+
+        return unpack_pergroup(data)
     if method == "brotli":
         return _brotli_unframe(data)
     if method == "lzma":

@@ -191,7 +191,9 @@ def calibrate(model: GPT, cfg: TrainConfig, device) -> dict[str, torch.Tensor] |
 def write_artifact(model: GPT, cfg: TrainConfig, state: dict, hessians, path: Path, rank: int) -> bytes:
     """Export: quantize (GPTQ or round-to-nearest), serialize, compress; rank 0 writes."""
     data = serialize(quantize_state(model, state, cfg, hessians))
-    if cfg.byte_shuffle:  # the record's stride-2 byte shuffle; deserialize undoes it by its magic
+    # the record's stride-2 byte shuffle (deserialize undoes it by its magic); pergroup shuffles
+    # per group instead, and reads only the plain container
+    if cfg.byte_shuffle and cfg.compressor != "pergroup":
         from trainer.gptq import shuffle_bytes
 
         data = shuffle_bytes(data)

@@ -51,24 +51,35 @@ def find_documents(val: torch.Tensor, bos_id: int) -> list[tuple[int, int]]:
 
 # --- batched per-document LoRA -------------------------------------------------------------------
 class BatchedLoRA(nn.Module):
-    """Δ(x) = (α/r)·(x Aᵀ) Bᵀ with one (A, B) per document of the batch; B = 0 at reset."""
+    """Δ(x) = (α/r)·(x Aᵀ) Bᵀ with one (A, B) per document of the batch; B = 0 at reset. A batch
+    of fewer documents uses the first rows (the adapters are allocated once, for the largest)."""
 
     def __init__(self, bsz: int, d_in: int, d_out: int, rank: int, gen: torch.Generator):
         super().__init__()
-        bound = 1.0 / math.sqrt(d_in)
-        self.A = nn.Parameter((torch.rand(bsz, rank, d_in, generator=gen) * 2 - 1) * bound)
+        self.A = nn.Parameter(torch.zeros(bsz, rank, d_in))
         self.B = nn.Parameter(torch.zeros(bsz, d_out, rank))
         self.scale = LORA_ALPHA / rank
+        self.reset(gen, bsz)
+
+    @torch.no_grad()
+    def reset(self, gen: torch.Generator, n: int) -> None:
+        bound = 1.0 / math.sqrt(self.A.size(2))
+        self.A.zero_()
+        self.A[:n] = ((torch.rand(n, *self.A.shape[1:], generator=gen) * 2 - 1) * bound).to(self.A.device)
+        self.B.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        down = torch.bmm(x, self.A.transpose(1, 2).to(x.dtype))
-        return torch.bmm(down, self.B.transpose(1, 2).to(x.dtype)) * self.scale
+        n = x.size(0)
+        down = torch.bmm(x, self.A[:n].transpose(1, 2).to(x.dtype))
+        return torch.bmm(down, self.B[:n].transpose(1, 2).to(x.dtype)) * self.scale
 
 
 class DocumentLoRA(nn.Module):
     """Adapters on every block's Q, K, V, output projection and MLP and on the head, attached by
     forward hooks (the model's own forward is unchanged); a layer that runs several times (the
-    loop) gets one adapter per pass, as the record's per-slot LoRA; `detach()` removes them."""
+    loop) gets one adapter per pass, as the record's per-slot LoRA. The hooks stay for the whole
+    evaluation (a compiled forward is traced with them once): `reset` starts the adapters of the
+    next batch, `active` switches them off for the global phases, `detach()` removes them."""
 
     def __init__(self, model: nn.Module, bsz: int, rank: int, seed: int):
         super().__init__()
@@ -76,6 +87,7 @@ class DocumentLoRA(nn.Module):
         passes = Counter(i for i, _ in model.layer_order())
         self.adapters = nn.ModuleDict()
         self.calls: dict = {}  # per forward: passes seen per module, and the head's input
+        self.active = True
         device = next(model.parameters()).device
         self.handles = [model.register_forward_pre_hook(lambda mod, args: self.calls.clear())]
         for name, mod in model.named_modules():
@@ -96,15 +108,28 @@ class DocumentLoRA(nn.Module):
         vocab, dim = model.tok_emb.weight.shape
         self.head = BatchedLoRA(bsz, dim, vocab, rank, gen).to(device)
         self.handles.append(model.head_in.register_forward_hook(lambda mod, inp, out: self.calls.__setitem__("h", out)))
-        self.handles.append(model.head_out.register_forward_hook(
-            lambda mod, inp, out: out + self.head(self.calls["h"]).to(out.dtype)))
+        self.handles.append(model.head_out.register_forward_hook(self._head_hook))
+
+    def reset(self, n: int, seed: int) -> None:
+        """Fresh adapters for a batch of n documents: the values a new DocumentLoRA(model, n,
+        rank, seed) would draw, in its order."""
+        gen = torch.Generator().manual_seed(seed)
+        for passes in self.adapters.values():
+            for a in passes:
+                a.reset(gen, n)
+        self.head.reset(gen, n)
 
     def _hook(self, key: str):
         def add(mod, inp, out):
+            if not self.active:
+                return out
             k = self.calls.get(key, 0)  # which pass of this layer within the current forward
             self.calls[key] = k + 1
             return out + self.adapters[key][k](inp[0]).to(out.dtype)
         return add
+
+    def _head_hook(self, mod, inp, out):
+        return out + self.head(self.calls["h"]).to(out.dtype) if self.active else out
 
     def detach(self) -> None:
         for h in self.handles:
@@ -159,6 +184,8 @@ class PhasedTTT:
         self.scores = Scores(np.full(n, np.nan))
         self.events = self.global_steps = self.lora_steps = self.phases_run = 0
         self.rank, self.world = _world()
+        self.lora: DocumentLoRA | None = None  # one set of adapters for the run, reset per batch
+        self.fwd = self.model  # the scoring (and LoRA training) forward; compiled in run() when switched on
 
     # one chunk of a batch of documents -----------------------------------------------------------
     def _windows(self, batch, ci):
@@ -187,7 +214,7 @@ class PhasedTTT:
         x, y = x.to(self.device), y.to(self.device)
         self.model.train()
         with autocast_context(torch.device(self.device)):
-            logits = self.model(x)
+            logits = self.fwd(x)
         nll = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1),
                               reduction="none").view(y.shape)
         ranges, train_terms, inputs, targets = [], [], [], []
@@ -275,17 +302,29 @@ class PhasedTTT:
         """One batch of documents, each with its own LoRA: chunk by chunk, score then adapt."""
         cfg = self.cfg
         batch = [self.docs[d] for d in batch_ids]
-        lora = DocumentLoRA(self.model, len(batch), cfg.ttt_lora_rank, seed)
-        opt = torch.optim.AdamW(lora.parameters(), lr=cfg.ttt_lora_lr, betas=(0.0, 0.999), eps=1e-10,
+        self.lora.reset(len(batch), seed)
+        opt = torch.optim.AdamW(self.lora.parameters(), lr=cfg.ttt_lora_lr, betas=(0.0, 0.999), eps=1e-10,
                                 weight_decay=1.0)
         n_chunks = max(-(-(e - s) // cfg.ttt_chunk_size) for s, e in batch)
+        self.lora.active = True
         try:
             for ci in range(n_chunks):
-                self._batch_chunk(batch, ci, lora, opt)
+                self._batch_chunk(batch, ci, self.lora, opt)
         finally:
-            lora.detach()
+            self.lora.active = False  # the global phases train the base model alone
 
     def run(self) -> PhasedResult:
+        from trainer.fast import maybe_compile_scoring
+
+        bs = max(1, self.cfg.ttt_lora_batch_docs)
+        self.lora = DocumentLoRA(self.model, bs, self.cfg.ttt_lora_rank, self.cfg.seed)
+        self.fwd = maybe_compile_scoring(self.model, self.cfg, torch.device(self.device))  # after the hooks
+        try:
+            return self._run()
+        finally:
+            self.lora.detach()
+
+    def _run(self) -> PhasedResult:
         cfg = self.cfg
         order = sorted(range(len(self.docs)), key=lambda d: self.docs[d][1] - self.docs[d][0])
         bs = max(1, cfg.ttt_lora_batch_docs)
