@@ -44,18 +44,17 @@ class ByteTable:
             self.run_bytes = np.append(np.asarray(run_bytes, np.uint8), np.uint8(utf8.SPACE))
 
     def layout(self, tokens: np.ndarray, starts: np.ndarray, ends: np.ndarray,
-               skip_first: np.ndarray | None = None, check_runs: bool = False, in_range: bool = False) -> "Layout":
+               skip_first: np.ndarray | None = None, check_runs: bool = False) -> "Layout":
         """The sizing pass: every document's decoded length (offsets) and where each chunk's
         output begins, without writing a byte; with check_runs also which documents hold a byte
-        run that is not valid UTF-8 (`Layout.bad_runs`), from the same pass. in_range: the
-        caller vouches that every id is in the table (it found the stream's maximum already)."""
+        run that is not valid UTF-8 (`Layout.bad_runs`), from the same pass."""
         tokens = np.asarray(tokens)
         starts = np.asarray(starts, dtype=np.int64)
         ends = np.asarray(ends, dtype=np.int64)
         lo, hi = int(starts[0]), int(ends[-1])
+        # ids past the table need no remapping: every lookup is np.take(mode="clip") into a
+        # table whose last entry, index n, is the silent id (no bytes, a space in a run skeleton)
         region = tokens[lo:hi]
-        if not in_range and region.size and chunked.maximum(region) >= self.n:
-            region = np.where(region < self.n, region, self.n)  # ids past the table are silent
         spans = _Spans(starts - lo, ends - lo, len(region), skip_first)
         runs = _RunCheck(self.run_bytes, region, spans) if check_runs and self.run_bytes is not None else None
 
@@ -76,16 +75,16 @@ class ByteTable:
         bad = runs.documents(errs) if runs else None
         return Layout(region, lo, spans, edges, at[:ndoc + 1], at[ndoc + 1:], total, bad)
 
-    def lengths(self, tokens, starts, ends, skip_first=None, check_runs: bool = False, in_range: bool = False):
+    def lengths(self, tokens, starts, ends, skip_first=None, check_runs: bool = False):
         """Decoded length of every document (int64), and with check_runs the bad-run mask."""
         if len(starts) == 0:
             return np.zeros(0, np.int64), (np.zeros(0, bool) if check_runs else None)
-        lay = self.layout(tokens, starts, ends, skip_first, check_runs, in_range)
+        lay = self.layout(tokens, starts, ends, skip_first, check_runs)
         return np.diff(lay.offsets), lay.bad_runs
 
     def gather(self, tokens: np.ndarray, starts: np.ndarray, ends: np.ndarray,
                with_positions: bool = False, skip_first: np.ndarray | None = None,
-               zero_positions: bool = False, check_runs: bool = False, in_range: bool = False):
+               zero_positions: bool = False, check_runs: bool = False):
         """Bytes of tokens[starts[k]:ends[k]] for every k (sorted, disjoint spans) → DocBytes;
         with_positions also returns the stream position each output byte came from;
         zero_positions returns instead the stream positions of the tokens that contribute no
@@ -99,7 +98,7 @@ class ByteTable:
             if check_runs:
                 return empty, np.zeros(0, bool)
             return (empty, np.zeros(0, np.int64)) if with_positions or zero_positions else empty
-        lay = self.layout(tokens, starts, ends, skip_first, check_runs, in_range)
+        lay = self.layout(tokens, starts, ends, skip_first, check_runs)
         buf = np.empty(lay.total, dtype=np.uint8)
         pos = np.empty(lay.total, dtype=np.int64) if with_positions else None
         def write(k: int):
@@ -192,7 +191,7 @@ class _RunCheck:
         inside = (p >= 0) & (p < self.n)
         inside[inside] = self.spans.inside_at(p[inside])
         out = np.full(len(p), utf8.SPACE, np.uint8)
-        out[inside] = self.run_bytes[self.region[p[inside]]]
+        out[inside] = self.run_bytes[np.minimum(self.region[p[inside]], len(self.run_bytes) - 1)]
         return out, ~inside
 
     def errors(self, a: int, b: int, ids: np.ndarray) -> np.ndarray:

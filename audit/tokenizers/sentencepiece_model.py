@@ -208,7 +208,7 @@ class SentencePieceTokenizer(Tokenizer):
             return DocBytes(np.zeros(0, np.uint8), np.zeros(1, np.int64))
         tokens, starts, ends, slow, strip, in_model = plan
         if in_model:
-            docs, bad = self.table.gather(tokens, starts, ends, skip_first=strip, check_runs=True, in_range=True)
+            docs, bad = self.table.gather(tokens, starts, ends, skip_first=strip, check_runs=True)
             slow |= bad
         else:
             docs = self._gather_checking_bytes(tokens, starts, ends, slow, strip)
@@ -225,7 +225,7 @@ class SentencePieceTokenizer(Tokenizer):
         tokens, starts, ends, slow, strip, in_model = plan
         if not in_model:
             return self.decode_stream(tokens, starts, ends).lengths
-        lengths, bad = self.table.lengths(tokens, starts, ends, skip_first=strip, check_runs=True, in_range=True)
+        lengths, bad = self.table.lengths(tokens, starts, ends, skip_first=strip, check_runs=True)
         slow |= bad
         for k in np.flatnonzero(slow).tolist():
             lengths[k] = len(self.decode(tokens[starts[k]:ends[k]]))
@@ -242,7 +242,7 @@ class SentencePieceTokenizer(Tokenizer):
         plan = self._plan(tokens, starts, ends)
         if plan is not None and plan[5] and not plan[3].any():
             tokens, starts, ends, _, strip, _ = plan
-            lay = self.table.layout(tokens, starts, ends, skip_first=strip, check_runs=True, in_range=True)
+            lay = self.table.layout(tokens, starts, ends, skip_first=strip, check_runs=True)
             lengths = np.diff(lay.offsets)
             if not lay.bad_runs.any() and np.array_equal(lengths, reference.lengths):
                 bad = self.table.differing(lay, reference.buf, int(reference.offsets[0]))
