@@ -13,15 +13,17 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["bench_tokenizer_audit.py", "bench_tokenmonster.py", "bench_submission.py", "bench_bombs.py", "bench_trainer.py"]
+BENCHES = [["bench_tokenizer_audit.py"], ["bench_tokenizer_audit.py", "--shape", "multilingual"],
+           ["bench_tokenmonster.py"], ["bench_submission.py"], ["bench_bombs.py"], ["bench_trainer.py"]]
 
 
 def main() -> int:
     figures, failed = {}, []
-    for name in BENCHES:
+    for script, *args in BENCHES:
+        name = " ".join([script, *args])
         t = time.time()
         print(f"== {name}", flush=True)
-        proc = subprocess.run([sys.executable, str(HERE / name)], capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, str(HERE / script), *args], capture_output=True, text=True)
         sys.stdout.write(proc.stdout)
         if proc.returncode != 0:
             failed.append(name)

@@ -58,8 +58,10 @@ def meta_sums(tokens: np.ndarray, meta: MetaTable, starts: np.ndarray, ends: np.
     hi = chunked.maximum(tokens) + 1 if n else 0
     size = max(hi, len(meta), n_ids)
     base, ls, bd = padded(meta, size)
-    # one lookup per position: base bytes, the leading-space flag and "not a boundary", packed
-    packed = base.astype(np.int64) << 2 | ls.astype(np.int64) << 1 | (~bd).astype(np.int64)
+    # two lookups per position: the base bytes (int64), and one byte of flags: the leading-space
+    # flag (bit 1) and "not a boundary" (bit 0), so the term's arithmetic runs on bytes
+    base64 = base.astype(np.int64)
+    flags = (ls.astype(np.uint8) << 1) | (~bd).astype(np.uint8)
 
     def values(a: int, b: int) -> np.ndarray:
         m = b - a
@@ -67,12 +69,11 @@ def meta_sums(tokens: np.ndarray, meta: MetaTable, starts: np.ndarray, ends: np.
             return np.zeros(0, np.int64)
         ids = chunked.scratch("meta_ids", m, np.intp)
         np.copyto(ids, tokens[a:b])
-        p = np.take(packed, ids, out=chunked.scratch("meta_p", m, np.int64), mode="clip")
-        v = np.right_shift(p, 2, out=chunked.scratch("meta_v", m, np.int64))
-        term = chunked.scratch("meta_term", m, np.int64)  # leading space of y (bit 1) …
-        np.right_shift(p, 1, out=term)
-        term[1:] &= p[:-1]  # … counts when the previous id x is not a boundary (bit 0)
-        term[0] &= int(packed[tokens[a - 1]]) if a > 0 else 0
+        v = np.take(base64, ids, out=chunked.scratch("meta_v", m, np.int64), mode="clip")
+        f = np.take(flags, ids, out=chunked.scratch("meta_f", m, np.uint8), mode="clip")
+        term = np.right_shift(f, 1, out=chunked.scratch("meta_term", m, np.uint8))  # leading space of y …
+        term[1:] &= f[:-1]  # … counts when the previous id x is not a boundary
+        term[0] &= int(flags[tokens[a - 1]]) if a > 0 else 0
         term &= 1
         v += term
         if a == 0:
@@ -80,7 +81,8 @@ def meta_sums(tokens: np.ndarray, meta: MetaTable, starts: np.ndarray, ends: np.
         return v
 
     def histogram(a: int, b: int, v: np.ndarray) -> np.ndarray:
-        ids = tokens[max(a, 1):b]
+        # the ids `values` just cast (same thread, same chunk): no second index cast
+        ids = chunked.scratch("meta_ids", b - a, np.intp)[1 if a == 0 else 0:]
         return np.bincount(ids, minlength=size) if len(ids) else np.zeros(size, np.int64)
 
     points = np.concatenate([starts, ends, [plain_stop if plain_stop is not None else n]])
