@@ -239,3 +239,67 @@ def test_compare_stream_fast_path_finds_a_changed_byte(monkeypatch):
     _, diff = tok.compare_stream(stream, starts + 1, ends, DocBytes(changed, ref.offsets))
     assert used == [1, 1] and same.n_bad == 0
     assert diff.bad_docs.tolist() == [1] and diff.examples[0].offset == 2
+
+
+_pieces = st.lists(st.one_of(st.integers(5, 1023).filter(lambda i: i not in range(4 + 0x80, 4 + 0x100)),
+                             st.sampled_from([4 + 0xC3, 4 + 0xA9]).map(lambda b: [4 + 0xC3, 4 + 0xA9])),
+                   max_size=12).map(lambda xs: [t for x in xs for t in (x if isinstance(x, list) else [x])])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_pieces, min_size=1, max_size=8), st.integers(0, 3), st.lists(st.integers(0, 10**6), max_size=3),
+       st.sampled_from([2, 3, 5, 11, 64, 1 << 18]))
+def test_compare_stream_walks_a_reference_stream_as_if_decoded(docs, respell, flips, chunk):
+    """A source that is itself a token stream (StreamDocs, never written in full) is compared
+    with the candidate chunk by chunk beside it (differing_walk): same documents found, same
+    lengths and examples as with the source decoded first, at chunk sizes that make the two
+    streams' chunks straddle each other. The candidate respells merged pieces as byte pieces;
+    a flip swaps a piece for another of the same byte length (same lengths, other bytes)."""
+    from audit import chunked
+    from audit.formats.docs import StreamDocs
+
+    tok, _ = sp_pair()
+    surf = tok.id_bytes()
+    src_docs = [[t for t in d if t != 1] for d in docs]
+    cand_docs = []
+    for i, d in enumerate(src_docs):
+        out = []
+        for j, t in enumerate(d):
+            if respell and (i + j) % (respell + 1) == 0 and j > 0 and len(surf[t]) > 1:
+                out += [4 + b for b in surf[t]]
+            else:
+                out.append(t)
+        cand_docs.append(out)
+    flat = [(i, j) for i, d in enumerate(cand_docs) for j in range(len(d))]
+    same_len = {}
+    for t in range(5, 1024):
+        same_len.setdefault(len(surf[t]), []).append(t)
+    for f in flips:
+        if flat:
+            i, j = flat[f % len(flat)]
+            t = cand_docs[i][j]
+            if j > 0 and t >= 260:
+                alts = [a for a in same_len[len(surf[t])] if a >= 260 and surf[a] != surf[t]]
+                cand_docs[i][j] = alts[f % len(alts)] if alts else t
+
+    def stream(ds):
+        return np.array([t for d in ds for t in [1] + d], dtype=np.uint16)
+
+    src, cand = stream(src_docs), stream(cand_docs)
+    ss, se = split_documents(src, 1)
+    cs, ce = split_documents(cand, 1)
+    old = chunked.CHUNK
+    chunked.CHUNK = chunk
+    try:
+        lazy = tok.reference_stream(src, ss + 1, se)
+        eager = tok.decode_stream(src, ss + 1, se)
+        got_len, got = tok.compare_stream(cand, cs + 1, ce, lazy)
+        want_len, want = tok.compare_stream(cand, cs + 1, ce, eager)
+    finally:
+        chunked.CHUNK = old
+    assert isinstance(lazy, StreamDocs) and lazy.walk is not None
+    assert lazy.lengths.tolist() == eager.lengths.tolist() and lazy.total == eager.total
+    assert got_len.tolist() == want_len.tolist()
+    assert got.bad_docs.tolist() == want.bad_docs.tolist()
+    assert [e.row() for e in got.examples] == [e.row() for e in want.examples]
+    assert lazy.to_list() == eager.to_list() and lazy.doc(len(docs) - 1) == eager.doc(len(docs) - 1)

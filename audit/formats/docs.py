@@ -66,6 +66,53 @@ class DocBytes:
         return [raw[o[k]:o[k + 1]] for k in range(len(o) - 1)]
 
 
+class StreamDocs:
+    """Documents of a token stream, decoded only when their bytes are asked for: the lengths are
+    known from the decoder's sizing pass, `doc(k)` decodes one document, `buf`/`offsets`/
+    `to_list()` decode the whole stream once (cached). `walk` is what the decoder needs to
+    regenerate the bytes chunk by chunk beside another stream's (a byte table and its layout):
+    comparing two streams that way writes neither in full (fresh memory is the costly part)."""
+
+    def __init__(self, lengths: np.ndarray, decode_all, decode_one, walk=None):
+        self._lengths = np.asarray(lengths, dtype=np.int64)
+        self._decode_all, self._decode_one, self.walk = decode_all, decode_one, walk
+        self._docs: DocBytes | None = None
+
+    @property
+    def n_docs(self) -> int:
+        return len(self._lengths)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return self._lengths
+
+    @property
+    def total(self) -> int:
+        return int(self._lengths.sum())
+
+    def doc(self, k: int) -> bytes:
+        return self._docs.doc(k) if self._docs is not None else self._decode_one(k)
+
+    def materialised(self) -> DocBytes:
+        if self._docs is None:
+            self._docs = self._decode_all()
+        return self._docs
+
+    @property
+    def buf(self) -> np.ndarray:
+        return self.materialised().buf
+
+    @property
+    def offsets(self) -> np.ndarray:
+        return self.materialised().offsets
+
+    def to_list(self) -> list[bytes]:
+        return self.materialised().to_list()
+
+    def replace(self, docs: dict[int, bytes]) -> DocBytes:
+        return self.materialised().replace(docs)
+
+
 def _json_int(digits: str) -> int:
     if len(digits.lstrip("-")) > MAX_JSON_INT_DIGITS:
         raise ValueError(f"integer literal of {len(digits):,} digits (limit {MAX_JSON_INT_DIGITS})")

@@ -10,7 +10,7 @@ import numpy as np
 
 from audit.chunked import split_documents
 from audit.errors import InputError
-from audit.formats.docs import DocBytes, read_docs_jsonl, read_text_dir, texts_to_docbytes
+from audit.formats.docs import DocBytes, StreamDocs, read_docs_jsonl, read_text_dir, texts_to_docbytes
 from audit.formats.manifest import Manifest, find_manifest_for_meta, load_manifest
 from audit.formats.shards import check_ids, read_shard, resolve_glob
 from audit.formats.sidecar import find_sidecars, is_sidecar, read_sidecars
@@ -185,8 +185,9 @@ def _find_beside(r: Resolved, meta_path: Path, meta_len: int) -> None:
                            f"--data-root DIR whose manifest.json names {meta_path.name}")
 
 
-def decode_reference_stream(val_glob, tokenizer, bos_id=AUTO) -> DocBytes:
-    """A SentencePiece-style reference stream decoded per document (BOS-delimited)."""
+def decode_reference_stream(val_glob, tokenizer, bos_id=AUTO) -> DocBytes | StreamDocs:
+    """A SentencePiece-style reference stream's documents (BOS-delimited): decoded per document,
+    or a StreamDocs whose bytes are made when asked for (see Tokenizer.reference_stream)."""
     files, tokens = read_val(val_glob)
     tok = as_tokenizer(tokenizer)
     check_ids(tokens, tok.vocab_size, files[0] if len(files) == 1 else val_glob)
@@ -196,12 +197,12 @@ def decode_reference_stream(val_glob, tokenizer, bos_id=AUTO) -> DocBytes:
     starts, ends = split_documents(tokens, bos)
     if starts.size == 0:
         raise InputError(val_glob, f"the reference stream has no BOS (id {bos})")
-    return tok.decode_stream(tokens, starts + 1, ends)
+    return tok.reference_stream(tokens, starts + 1, ends)
 
 
 @dataclass
 class Source:
-    docs: DocBytes
+    docs: DocBytes | StreamDocs
     label: str
     kind: str  # "sp1024" | "docs" | "dir"
     raw_texts: list[str] | None = None  # for reconciliation (docs kind)

@@ -89,11 +89,17 @@ class Tokenizer(ABC):
         without writing the bytes override it (the audit needs only lengths without a source)."""
         return self.decode_stream(tokens, starts, ends).lengths
 
-    def compare_stream(self, tokens: np.ndarray, starts: np.ndarray, ends: np.ndarray, reference: DocBytes,
+    def reference_stream(self, tokens: np.ndarray, starts: np.ndarray, ends: np.ndarray):
+        """The documents of a reference (source) stream: a DocBytes, or an
+        audit.formats.docs.StreamDocs that decodes only when its bytes are asked for."""
+        return self.decode_stream(tokens, starts, ends)
+
+    def compare_stream(self, tokens: np.ndarray, starts: np.ndarray, ends: np.ndarray, reference,
                        max_examples: int = 20):
         """(decoded lengths, audit.accounting.compare.DocComparison with `reference`): every
         document decoded and compared with the reference document of the same index (equal
-        document counts). Backends override it to compare without keeping the decoded bytes."""
+        document counts; `reference` is a DocBytes or a StreamDocs). Backends override it to
+        compare without keeping the decoded bytes."""
         from audit.accounting.compare import compare_docs
 
         dec = self.decode_stream(tokens, starts, ends)

@@ -137,6 +137,48 @@ class ByteTable:
         parts = chunked.pmap(chunk, len(lay.edges) - 1)
         return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
 
+    def differing_walk(self, lay: "Layout", ref_table: "ByteTable", ref: "Layout") -> np.ndarray:
+        """`differing` against a reference that is itself a token stream (its table and layout),
+        neither stream written in full: every document has the reference document's length (the
+        caller checked), so both streams' bytes line up offset for offset. The chunks are cut
+        into one contiguous range per worker; each walks its range in order, decoding this
+        stream's chunk and the reference chunks under it into reused scratch windows."""
+        n_chunks = len(lay.edges) - 1
+        cut = np.linspace(0, n_chunks, min(chunked.workers(), max(n_chunks, 1)) + 1).astype(np.int64)
+        ref_sizes = np.diff(ref.out_at)
+        window_cap = int(np.diff(lay.out_at).max(initial=0)) + 2 * int(ref_sizes.max(initial=0)) + 1
+
+        def walk(r: int) -> np.ndarray:
+            k0, k1 = int(cut[r]), int(cut[r + 1])
+            bad: list[np.ndarray] = []
+            if k0 == k1:
+                return np.zeros(0, np.int64)
+            window = chunked.scratch("walk_ref", window_cap, np.uint8)
+            j = int(np.searchsorted(ref.out_at, lay.out_at[k0], side="right")) - 1
+            w_lo = w_hi = int(ref.out_at[max(j, 0)])
+            for k in range(k0, k1):
+                o, o_end = int(lay.out_at[k]), int(lay.out_at[k + 1])
+                if o_end == o:
+                    continue
+                while w_hi < o_end:  # append the reference chunks under this one
+                    size = int(ref_sizes[j])
+                    ref_table._write(ref, j, window[w_hi - w_lo:w_hi - w_lo + size])
+                    w_hi += size
+                    j += 1
+                mine = chunked.scratch("walk_mine", o_end - o, np.uint8)
+                self._write(lay, k, mine)
+                theirs = window[o - w_lo:o_end - w_lo]
+                if not np.array_equal(mine, theirs):
+                    diff = np.flatnonzero(mine != theirs) + o
+                    bad.append(np.unique(np.searchsorted(lay.offsets, diff, side="right") - 1))
+                keep = w_hi - o_end  # the reference bytes past this chunk move to the front
+                window[:keep] = window[o_end - w_lo:w_hi - w_lo]
+                w_lo = o_end
+            return np.concatenate(bad) if bad else np.zeros(0, np.int64)
+
+        parts = chunked.pmap(walk, len(cut) - 1)
+        return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+
     def _write(self, lay: "Layout", k: int, out: np.ndarray):
         """Chunk k's bytes into `out` (its size is the chunk's output): output byte p of token i
         reads flat[p + off[i] − start[i]]. Returns the token lengths (a scratch buffer)."""

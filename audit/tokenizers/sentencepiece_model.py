@@ -25,7 +25,7 @@ import numpy as np
 from audit import chunked
 from audit.budgets import MAX_SP_MODEL_BYTES, MAX_VOCAB_IDS, check_file_size, over
 from audit.errors import InputError, error_step
-from audit.formats.docs import DocBytes
+from audit.formats.docs import DocBytes, StreamDocs
 from audit.formats.meta import MetaTable
 from audit.tokenizers.base import SpecialIds, Tokenizer
 from audit.tokenizers import utf8
@@ -231,12 +231,26 @@ class SentencePieceTokenizer(Tokenizer):
             lengths[k] = len(self.decode(tokens[starts[k]:ends[k]]))
         return lengths
 
-    def compare_stream(self, tokens: np.ndarray, starts: np.ndarray, ends: np.ndarray, reference: DocBytes,
+    def reference_stream(self, tokens: np.ndarray, starts: np.ndarray, ends: np.ndarray):
+        """The documents of a reference (source) stream: without a byte written when every
+        document decodes by table (no invalid run, no odd start): `StreamDocs` with the exact
+        lengths and what `compare_stream` needs to walk it beside a candidate; else decoded."""
+        plan = self._plan(tokens, starts, ends)
+        if plan is not None and plan[5] and not plan[3].any():
+            tokens, starts, ends, _, strip, _ = plan
+            lay = self.table.layout(tokens, starts, ends, skip_first=strip, check_runs=True)
+            if not lay.bad_runs.any():
+                return StreamDocs(np.diff(lay.offsets), lambda: self.decode_stream(tokens, starts, ends),
+                                  lambda k: self.decode(tokens[starts[k]:ends[k]]), walk=(self.table, lay))
+        return self.decode_stream(tokens, starts, ends)
+
+    def compare_stream(self, tokens: np.ndarray, starts: np.ndarray, ends: np.ndarray, reference,
                        max_examples: int = 20):
-        """The usual exact case without a second buffer: when every document decodes by table
-        (no invalid run, no odd start) to the reference's length, chunk bytes are compared with
-        the reference where they are made (ByteTable.differing); any other case decodes the
-        whole stream and compares document by document."""
+        """The usual exact case without writing the candidate's bytes in full: when every
+        document decodes by table (no invalid run, no odd start) to the reference's length, chunk
+        bytes are compared with the reference where they are made (ByteTable.differing, or
+        ByteTable.differing_walk when the reference is a token stream not yet decoded); any other
+        case decodes the whole stream and compares document by document."""
         from audit.accounting.compare import DocComparison, bad_doc
 
         plan = self._plan(tokens, starts, ends)
@@ -245,7 +259,11 @@ class SentencePieceTokenizer(Tokenizer):
             lay = self.table.layout(tokens, starts, ends, skip_first=strip, check_runs=True)
             lengths = np.diff(lay.offsets)
             if not lay.bad_runs.any() and np.array_equal(lengths, reference.lengths):
-                bad = self.table.differing(lay, reference.buf, int(reference.offsets[0]))
+                walk = getattr(reference, "walk", None)
+                if walk is not None:
+                    bad = self.table.differing_walk(lay, *walk)
+                else:
+                    bad = self.table.differing(lay, reference.buf, int(reference.offsets[0]))
                 examples = [bad_doc(k, self.decode(tokens[starts[k]:ends[k]]), reference.doc(k))
                             for k in bad[:max_examples].tolist()]
                 return lengths, DocComparison(len(starts), int(bad.size), bad, examples, int(lengths.sum()),
