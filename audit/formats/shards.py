@@ -99,11 +99,12 @@ def read_stream(pattern: str | Path) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def check_ids(tokens: np.ndarray, vocab_size: int, path: str | Path) -> None:
-    """Every id must be < vocab_size (vectorised)."""
+def check_ids(tokens: np.ndarray, vocab_size: int, path: str | Path, max_id: int | None = None) -> None:
+    """Every id must be < vocab_size (vectorised); max_id: the stream's maximum, when known."""
     if tokens.size == 0:
         return
-    mx = int(tokens.max())  # (self-contained: the exported training script carries this function)
+    # (self-contained: the exported training script carries this function)
+    mx = int(tokens.max()) if max_id is None else max_id
     if mx >= vocab_size:
         bad = np.flatnonzero(tokens >= vocab_size)
         raise InputError(path, f"id {int(tokens[bad[0]])} at position {int(bad[0]):,} is out of range "

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from audit import chunked
 from audit.chunked import split_documents
 from audit.errors import InputError
 from audit.formats.docs import DocBytes, StreamDocs, read_docs_jsonl, read_text_dir, texts_to_docbytes
@@ -160,7 +161,8 @@ def resolve(meta_path: Path, meta_len: int, opts) -> Resolved:
     if val is not None:
         r.val_files, r.tokens = read_val(val)
         where = r.val_files[0] if len(r.val_files) == 1 else val
-        check_ids(r.tokens, meta_len, where)  # the evaluator indexes the meta by id
+        # the evaluator indexes the meta by id; the maximum is remembered for the later passes
+        check_ids(r.tokens, meta_len, where, chunked.maximum(r.tokens) if r.tokens.size else None)
         r.sidecar_files = find_sidecars(r.val_files)
         if r.sidecar_files:
             r.sidecar = read_sidecars(r.sidecar_files)
@@ -190,7 +192,8 @@ def decode_reference_stream(val_glob, tokenizer, bos_id=AUTO) -> DocBytes | Stre
     or a StreamDocs whose bytes are made when asked for (see Tokenizer.reference_stream)."""
     files, tokens = read_val(val_glob)
     tok = as_tokenizer(tokenizer)
-    check_ids(tokens, tok.vocab_size, files[0] if len(files) == 1 else val_glob)
+    check_ids(tokens, tok.vocab_size, files[0] if len(files) == 1 else val_glob,
+              chunked.maximum(tokens) if tokens.size else None)
     bos = tok.special.bos if bos_id == AUTO else bos_id
     if bos is None:
         raise InputError(val_glob, "the reference stream needs a BOS id to be split into documents")
