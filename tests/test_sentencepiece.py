@@ -161,11 +161,46 @@ def test_decoded_lengths_match_library(parts, chunk):
     try:
         got = tok.decoded_lengths(stream, starts + 1, ends)
         dec = tok.decode_stream(stream, starts + 1, ends)
+        ridden = _lengths_riding_the_meta_pass(tok, stream, starts, ends)
     finally:
         chunked.CHUNK = old
     want = [len(sp.decode_ids([t for t in stream[s + 1:e].tolist() if t < 1024]).encode("utf-8"))
             for s, e in zip(starts, ends)]
     assert got.tolist() == want == dec.lengths.tolist()
+    assert ridden is None or ridden.tolist() == want  # None: an id past the model (no rider)
+    assert ridden is not None or len(starts) == 0 or int(stream.max(initial=0)) >= 1024
+
+
+def _lengths_riding_the_meta_pass(tok, stream, starts, ends):
+    """decoded lengths counted by the SizingRider inside meta_sums' pass (engine's no-source path)."""
+    from audit.accounting.metabytes import meta_sums
+
+    lengths = tok.length_rider(stream, starts + 1, ends)
+    if lengths is None:
+        return None
+    meta_sums(stream, tok.canonical_meta(), starts, ends, rider=lengths.rider)
+    return lengths.finish()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(2, 1023), max_size=6), st.lists(_ids, max_size=5), st.sampled_from([2, 5, 64]))
+def test_rider_lengths_with_a_prefix_before_the_first_bos(prefix, docs, chunk):
+    """Tokens before the first BOS belong to no document; the rider's region starts after it."""
+    from audit import chunked
+
+    tok, sp = sp_pair()
+    stream = np.array(prefix + [t for d in docs for t in [1] + [x for x in d if x != 1]], dtype=np.uint16)
+    starts, ends = split_documents(stream, 1)
+    if not len(starts):
+        return
+    old = chunked.CHUNK
+    chunked.CHUNK = chunk
+    try:
+        ridden = _lengths_riding_the_meta_pass(tok, stream, starts, ends)
+    finally:
+        chunked.CHUNK = old
+    want = [len(sp.decode_ids(stream[s + 1:e].tolist()).encode("utf-8")) for s, e in zip(starts, ends)]
+    assert ridden.tolist() == want
 
 
 def test_a_cut_off_lead_does_not_vouch_for_the_next_document():
@@ -178,6 +213,7 @@ def test_a_cut_off_lead_does_not_vouch_for_the_next_document():
     assert want == [3, 6, 3]
     assert tok.decoded_lengths(stream, starts + 1, ends).tolist() == want
     assert tok.decode_stream(stream, starts + 1, ends).lengths.tolist() == want
+    assert _lengths_riding_the_meta_pass(tok, stream, starts, ends).tolist() == want
 
 
 @settings(max_examples=60, deadline=None)

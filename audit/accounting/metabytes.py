@@ -48,9 +48,11 @@ class MetaSums:
 
 
 def meta_sums(tokens: np.ndarray, meta: MetaTable, starts: np.ndarray, ends: np.ndarray,
-              plain_stop: int | None = None, n_ids: int = 0) -> MetaSums:
+              plain_stop: int | None = None, n_ids: int = 0, rider=None) -> MetaSums:
     """The formula summed over the whole stream, the plain rows and every span, plus the target
-    histogram: one chunked pass (audit.chunked), never the per-position array."""
+    histogram: one chunked pass (audit.chunked), never the per-position array. `rider`: another
+    per-chunk computation over the same ids (audit.tokenizers.bytetable.SizingRider: decoded
+    lengths) given each chunk's cast ids, so it needs no walk of its own."""
     tokens = np.asarray(tokens)
     n = len(tokens)
     starts = np.asarray(starts, dtype=np.int64)
@@ -69,6 +71,8 @@ def meta_sums(tokens: np.ndarray, meta: MetaTable, starts: np.ndarray, ends: np.
             return np.zeros(0, np.int64)
         ids = chunked.scratch("meta_ids", m, np.intp)
         np.copyto(ids, tokens[a:b])
+        if rider is not None:
+            rider.chunk(a, b, ids)
         v = np.take(base64, ids, out=chunked.scratch("meta_v", m, np.int64), mode="clip")
         f = np.take(flags, ids, out=chunked.scratch("meta_f", m, np.uint8), mode="clip")
         term = np.right_shift(f, 1, out=chunked.scratch("meta_term", m, np.uint8))  # leading space of y …

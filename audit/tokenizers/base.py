@@ -89,6 +89,12 @@ class Tokenizer(ABC):
         without writing the bytes override it (the audit needs only lengths without a source)."""
         return self.decode_stream(tokens, starts, ends).lengths
 
+    def length_rider(self, tokens: np.ndarray, starts: np.ndarray, ends: np.ndarray):
+        """None, or an object with `.rider` (carried by the meta pass: see
+        audit.accounting.metabytes.meta_sums) and `.finish()` → what `decoded_lengths` returns:
+        the decoded lengths counted inside the meta formula's own pass over the stream."""
+        return None
+
     def reference_stream(self, tokens: np.ndarray, starts: np.ndarray, ends: np.ndarray):
         """The documents of a reference (source) stream: a DocBytes, or an
         audit.formats.docs.StreamDocs that decodes only when its bytes are asked for."""

@@ -196,11 +196,55 @@ class ByteTable:
         # vanish), plus the output position p
         shift = np.take(self.off, ids, out=chunked.scratch("shift", m, np.int64), mode="clip")
         shift -= start
-        spans.shift_skipped(shift, a)
+        spans.shift_skipped(shift, a, b)
         idx = np.repeat(shift, ln)
         idx += _arange(tot)
         np.take(self.flat, idx, out=out, mode="clip")  # clip: no buffered copy of out
         return ln
+
+
+class SizingRider:
+    """The sizing pass of `ByteTable.lengths` carried along another chunked pass over the whole
+    stream (audit.accounting.metabytes.meta_sums): that pass casts each chunk's ids once and
+    hands them over (`chunk`), so decoded lengths and the byte-run check cost no second walk
+    over the stream. `result()` after the pass: (per-document lengths, bad-run mask or None)."""
+
+    def __init__(self, table: "ByteTable", tokens: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+                 skip_first=None, check_runs: bool = False):
+        starts = np.asarray(starts, dtype=np.int64)
+        ends = np.asarray(ends, dtype=np.int64)
+        self.table, self.lo = table, int(starts[0])
+        self.region = np.asarray(tokens)[self.lo:int(ends[-1])]
+        self.n = len(self.region)
+        self.spans = _Spans(starts - self.lo, ends - self.lo, self.n, skip_first)
+        self.runs = _RunCheck(table.run_bytes, self.region, self.spans) \
+            if check_runs and table.run_bytes is not None else None
+        self.points = np.append(starts - self.lo, self.n)  # sorted: the documents' starts, the end
+        self.parts: dict[int, tuple] = {}
+
+    def chunk(self, a: int, b: int, ids: np.ndarray) -> None:
+        """Stream chunk [a, b) whose ids (intp) the carrying pass has cast."""
+        ra, rb = max(a - self.lo, 0), min(b - self.lo, self.n)
+        if ra >= rb:
+            return
+        sub = ids[ra + self.lo - a:rb + self.lo - a]
+        ln = self.spans.lengths(self.table.length, self.region, ra, rb, sub,
+                                out=chunked.scratch("rider_ln", rb - ra, np.int64))
+        i, j = np.searchsorted(self.points, ra), np.searchsorted(self.points, rb)
+        at, total = chunked.prefix_within(ln, self.points[i:j] - ra)
+        errs = self.runs.errors(ra, rb, sub) if self.runs is not None else None
+        self.parts[ra] = (i, j, at, total, errs)  # (one chunk per key: safe across threads)
+
+    def result(self) -> tuple[np.ndarray, np.ndarray | None]:
+        prefix = np.zeros(len(self.points), np.int64)
+        base = 0
+        for ra in sorted(self.parts):
+            i, j, at, total, _ = self.parts[ra]
+            prefix[i:j] = at + base
+            base += total
+        prefix[self.points >= self.n] = base
+        errs = [self.parts[ra][4] for ra in sorted(self.parts)]
+        return np.diff(prefix), (self.runs.documents(errs) if self.runs is not None else None)
 
 
 @dataclass(frozen=True)
@@ -317,40 +361,37 @@ def invalid_utf8_docs(docs: DocBytes, piece: int = 1 << 22) -> np.ndarray:
 
 
 class _Spans:
-    """Which stream positions lie inside the spans, chunk by chunk; and the skipped first bytes."""
+    """Which positions of a region lie inside the spans, for any range [a, b) of it (chunks of a
+    pass over the region, or of a pass over the whole stream that carries this one along); and
+    the skipped first bytes."""
 
     def __init__(self, starts: np.ndarray, ends: np.ndarray, n: int, skip_first):
         self.starts, self.ends = starts, ends
         gap_lo, gap_hi = ends[:-1], starts[1:]
         self.usual = bool(np.all(gap_hi - gap_lo == 1))  # exactly one position (a BOS) between spans
         self.gaps = gap_lo
-        self.edges = chunked.bounds(n)
-        self.chunk_at = {int(e): k for k, e in enumerate(self.edges[:-1].tolist())}
-        if self.usual:
-            self.gap_r = chunked.locate(self.gaps, self.edges)
         self.skip = None
         if skip_first is not None and np.any(skip_first):
             self.skip = starts[np.asarray(skip_first, dtype=bool) & (starts < ends)]
-            self.skip_r = chunked.locate(self.skip, self.edges)
 
-    def _chunk(self, a: int) -> int:
-        return self.chunk_at[a]
+    @staticmethod
+    def _within(points: np.ndarray, a: int, b: int) -> np.ndarray:
+        """The sorted points in [a, b), relative to a."""
+        return points[np.searchsorted(points, a):np.searchsorted(points, b)] - a
 
     def lengths(self, length: np.ndarray, region: np.ndarray, a: int, b: int, ids=None, out=None) -> np.ndarray:
         ln = np.take(length, region[a:b] if ids is None else ids, out=out, mode="clip")
-        k = self._chunk(a)
         if self.usual:
-            ln[self.gaps[self.gap_r[k]:self.gap_r[k + 1]] - a] = 0
+            ln[self._within(self.gaps, a, b)] = 0
         else:
             ln[~self._inside(a, b)] = 0
         if self.skip is not None:
-            ln[self.skip[self.skip_r[k]:self.skip_r[k + 1]] - a] -= 1
+            ln[self._within(self.skip, a, b)] -= 1
         return ln
 
-    def shift_skipped(self, shift: np.ndarray, a: int) -> None:
+    def shift_skipped(self, shift: np.ndarray, a: int, b: int) -> None:
         if self.skip is not None:
-            k = self._chunk(a)
-            shift[self.skip[self.skip_r[k]:self.skip_r[k + 1]] - a] += 1
+            shift[self._within(self.skip, a, b)] += 1
 
     def inside_at(self, p: np.ndarray) -> np.ndarray:
         """Whether each position p lies inside some span."""
@@ -359,11 +400,7 @@ class _Spans:
 
     def blank_outside(self, values: np.ndarray, a: int, b: int, fill, mark: np.ndarray) -> None:
         """values[i] = fill and mark[i] = True for every position a + i outside the spans."""
-        if self.usual:
-            k = self._chunk(a)
-            at = self.gaps[self.gap_r[k]:self.gap_r[k + 1]] - a
-        else:
-            at = ~self._inside(a, b)
+        at = self._within(self.gaps, a, b) if self.usual else ~self._inside(a, b)
         values[at] = fill
         mark[at] = True
 

@@ -29,7 +29,7 @@ from audit.formats.docs import DocBytes, StreamDocs
 from audit.formats.meta import MetaTable
 from audit.tokenizers.base import SpecialIds, Tokenizer
 from audit.tokenizers import utf8
-from audit.tokenizers.bytetable import ByteTable, invalid_utf8_docs
+from audit.tokenizers.bytetable import ByteTable, SizingRider, invalid_utf8_docs
 
 SPACE = "\u2581"
 _BYTE_PIECE = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
@@ -231,6 +231,13 @@ class SentencePieceTokenizer(Tokenizer):
             lengths[k] = len(self.decode(tokens[starts[k]:ends[k]]))
         return lengths
 
+    def length_rider(self, tokens: np.ndarray, starts: np.ndarray, ends: np.ndarray):
+        """`decoded_lengths` as a rider of the meta pass (every id in the model; else None)."""
+        plan = self._plan(tokens, starts, ends)
+        if plan is None or not plan[5]:
+            return None
+        return _LengthRider(self, *plan[:5])
+
     def reference_stream(self, tokens: np.ndarray, starts: np.ndarray, ends: np.ndarray):
         """The documents of a reference (source) stream: without a byte written when every
         document decodes by table (no invalid run, no odd start): `StreamDocs` with the exact
@@ -332,3 +339,21 @@ class SentencePieceTokenizer(Tokenizer):
     @property
     def byte_preserving(self) -> bool:
         return False  # NFKC + whitespace normalisation when encoding
+
+
+class _LengthRider:
+    """SentencePieceTokenizer.decoded_lengths split in two: the sizing pass (`rider`, carried by
+    the meta pass), then `finish()`: the documents with an invalid byte run or an odd start
+    decoded one by one, exactly."""
+
+    def __init__(self, tok: SentencePieceTokenizer, tokens, starts, ends, slow, strip):
+        self.tok, self.tokens, self.starts, self.ends, self.slow = tok, tokens, starts, ends, slow
+        self.rider = SizingRider(tok.table, tokens, starts, ends, skip_first=strip, check_runs=True)
+
+    def finish(self) -> np.ndarray:
+        lengths, bad = self.rider.result()
+        slow = self.slow | bad
+        for k in np.flatnonzero(slow).tolist():
+            lengths[k] = len(self.tok.decode(self.tokens[self.starts[k]:self.ends[k]]))
+        return lengths
+
