@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -33,3 +34,21 @@ import os as _os  # noqa: E402
 
 if _os.environ.get("CI"):
     _hyp_settings.load_profile("ci")
+
+
+@contextmanager
+def chunking(size: int, threads: int | None = None):
+    """Chunked passes (audit.chunked) at chunk size `size`, optionally with `threads` workers."""
+    from audit import chunked
+
+    old = chunked.CHUNK
+    chunked.CHUNK = size
+    try:
+        if threads is None:
+            yield
+        else:
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setenv("GOLFCHECK_THREADS", str(threads))
+                yield
+    finally:
+        chunked.CHUNK = old

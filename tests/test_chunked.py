@@ -3,8 +3,6 @@ thread or several: chunk edges inside documents, runs and tokens must not change
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -15,21 +13,7 @@ from audit.accounting.metabytes import attribute_drift, meta_sums, position_byte
 from audit.formats.meta import MetaTable
 from audit.formats.shards import split_documents
 from audit.tokenizers.bytetable import ByteTable
-
-
-@contextmanager
-def chunking(size: int, threads: int | None = None):
-    old = chunked.CHUNK
-    chunked.CHUNK = size
-    try:
-        if threads is None:
-            yield
-        else:
-            with pytest.MonkeyPatch.context() as mp:
-                mp.setenv("GOLFCHECK_THREADS", str(threads))
-                yield
-    finally:
-        chunked.CHUNK = old
+from tests.conftest import chunking
 
 
 sizes = st.sampled_from([1, 2, 3, 5, 8, 64])

@@ -14,7 +14,7 @@ from audit.formats.shards import split_documents
 from audit.tokenizers import load_tokenizer
 from audit.tokenizers.purebyte import PureByteTokenizer
 from audit.tokenizers.sentencepiece_model import SentencePieceTokenizer, repair_byte_run
-from tests.conftest import shared_path
+from tests.conftest import chunking, shared_path
 
 SP1024 = ("tokenizers", "sp1024", "fineweb_1024_bpe.model")
 SP8192 = ("tokenizers", "sp8192", "fineweb_8192_bpe.model")
@@ -150,20 +150,14 @@ def test_decoded_lengths_match_library(parts, chunk):
     library's per-document DecodeIds lengths: invalid runs, controls inside runs, documents
     starting with a space piece or an odd id, ids past the model (decoded as skipped), at chunk
     sizes that cut runs."""
-    from audit import chunked
-
     tok, sp = sp_pair()
     docs = [[t for p in d for t in p if t != 1] for d in parts]
     stream = np.array([t for d in docs for t in [1] + d], dtype=np.uint16)
     starts, ends = split_documents(stream, 1)
-    old = chunked.CHUNK
-    chunked.CHUNK = chunk
-    try:
+    with chunking(chunk):
         got = tok.decoded_lengths(stream, starts + 1, ends)
         dec = tok.decode_stream(stream, starts + 1, ends)
         ridden = _lengths_riding_the_meta_pass(tok, stream, starts, ends)
-    finally:
-        chunked.CHUNK = old
     want = [len(sp.decode_ids([t for t in stream[s + 1:e].tolist() if t < 1024]).encode("utf-8"))
             for s, e in zip(starts, ends)]
     assert got.tolist() == want == dec.lengths.tolist()
@@ -186,19 +180,13 @@ def _lengths_riding_the_meta_pass(tok, stream, starts, ends):
 @given(st.lists(st.integers(2, 1023), max_size=6), st.lists(_ids, max_size=5), st.sampled_from([2, 5, 64]))
 def test_rider_lengths_with_a_prefix_before_the_first_bos(prefix, docs, chunk):
     """Tokens before the first BOS belong to no document; the rider's region starts after it."""
-    from audit import chunked
-
     tok, sp = sp_pair()
     stream = np.array(prefix + [t for d in docs for t in [1] + [x for x in d if x != 1]], dtype=np.uint16)
     starts, ends = split_documents(stream, 1)
     if not len(starts):
         return
-    old = chunked.CHUNK
-    chunked.CHUNK = chunk
-    try:
+    with chunking(chunk):
         ridden = _lengths_riding_the_meta_pass(tok, stream, starts, ends)
-    finally:
-        chunked.CHUNK = old
     want = [len(sp.decode_ids(stream[s + 1:e].tolist()).encode("utf-8")) for s, e in zip(starts, ends)]
     assert ridden.tolist() == want
 
@@ -224,7 +212,6 @@ def test_compare_stream_equals_decoding_and_comparing(docs, flips, chunk):
     that decode_stream + compare_docs finds, with the same lengths and example offsets; the
     reference is the decoded stream with some bytes changed (same lengths) or, when a flip
     lands on an odd position, one document shortened."""
-    from audit import chunked
     from audit.accounting.compare import compare_docs
     from audit.formats.docs import DocBytes
     from audit.tokenizers.base import Tokenizer
@@ -242,12 +229,8 @@ def test_compare_stream_equals_decoding_and_comparing(docs, flips, chunk):
     if flips and flips[0] % 2 and any(ref_docs):
         k = next(i for i, d in enumerate(ref_docs) if d)
         ref = DocBytes.from_list(ref_docs[:k] + [ref_docs[k][:-1]] + ref_docs[k + 1:])
-    old = chunked.CHUNK
-    chunked.CHUNK = chunk
-    try:
+    with chunking(chunk):
         lengths, got = tok.compare_stream(stream, starts + 1, ends, ref)
-    finally:
-        chunked.CHUNK = old
     want_len, want = Tokenizer.compare_stream(tok, stream, starts + 1, ends, ref)
     assert lengths.tolist() == want_len.tolist()
     assert got.bad_docs.tolist() == want.bad_docs.tolist() and got.n_bad == want.n_bad
@@ -291,7 +274,6 @@ def test_compare_stream_walks_a_reference_stream_as_if_decoded(docs, respell, fl
     lengths and examples as with the source decoded first, at chunk sizes that make the two
     streams' chunks straddle each other. The candidate respells merged pieces as byte pieces;
     a flip swaps a piece for another of the same byte length (same lengths, other bytes)."""
-    from audit import chunked
     from audit.formats.docs import StreamDocs
 
     tok, _ = sp_pair()
@@ -324,15 +306,11 @@ def test_compare_stream_walks_a_reference_stream_as_if_decoded(docs, respell, fl
     src, cand = stream(src_docs), stream(cand_docs)
     ss, se = split_documents(src, 1)
     cs, ce = split_documents(cand, 1)
-    old = chunked.CHUNK
-    chunked.CHUNK = chunk
-    try:
+    with chunking(chunk):
         lazy = tok.reference_stream(src, ss + 1, se)
         eager = tok.decode_stream(src, ss + 1, se)
         got_len, got = tok.compare_stream(cand, cs + 1, ce, lazy)
         want_len, want = tok.compare_stream(cand, cs + 1, ce, eager)
-    finally:
-        chunked.CHUNK = old
     assert isinstance(lazy, StreamDocs) and lazy.walk is not None
     assert lazy.lengths.tolist() == eager.lengths.tolist() and lazy.total == eager.total
     assert got_len.tolist() == want_len.tolist()
