@@ -274,6 +274,7 @@ def test_compare_stream_walks_a_reference_stream_as_if_decoded(docs, respell, fl
     lengths and examples as with the source decoded first, at chunk sizes that make the two
     streams' chunks straddle each other. The candidate respells merged pieces as byte pieces;
     a flip swaps a piece for another of the same byte length (same lengths, other bytes)."""
+    from audit.accounting.metabytes import meta_sums
     from audit.formats.docs import StreamDocs
 
     tok, _ = sp_pair()
@@ -311,9 +312,12 @@ def test_compare_stream_walks_a_reference_stream_as_if_decoded(docs, respell, fl
         eager = tok.decode_stream(src, ss + 1, se)
         got_len, got = tok.compare_stream(cand, cs + 1, ce, lazy)
         want_len, want = tok.compare_stream(cand, cs + 1, ce, eager)
+        ridden = tok.length_rider(cand, cs + 1, ce)  # the engine's path: the layout from the meta pass
+        meta_sums(cand, tok.canonical_meta(), cs, ce, rider=ridden.rider)
+        rid_len, rid = tok.compare_stream(cand, cs + 1, ce, lazy, ridden=ridden)
     assert isinstance(lazy, StreamDocs) and lazy.walk is not None
     assert lazy.lengths.tolist() == eager.lengths.tolist() and lazy.total == eager.total
-    assert got_len.tolist() == want_len.tolist()
-    assert got.bad_docs.tolist() == want.bad_docs.tolist()
-    assert [e.row() for e in got.examples] == [e.row() for e in want.examples]
+    assert got_len.tolist() == want_len.tolist() == rid_len.tolist()
+    assert got.bad_docs.tolist() == want.bad_docs.tolist() == rid.bad_docs.tolist()
+    assert [e.row() for e in got.examples] == [e.row() for e in want.examples] == [e.row() for e in rid.examples]
     assert lazy.to_list() == eager.to_list() and lazy.doc(len(docs) - 1) == eager.doc(len(docs) - 1)

@@ -81,8 +81,8 @@ def run_accounting(tokens: np.ndarray, meta: MetaTable, *, bos_id: int | None, t
     n = len(tokens)
     sc = Scoring(n, seq_len, stride)
     has_docs, starts, ends, ds, de, prefix = _doc_spans(tokens, bos_id)
-    # without a source only the decoded lengths are needed: counted inside the meta pass
-    lengths = tokenizer.length_rider(tokens, ds, de) if tokenizer is not None and source is None else None
+    # the decoder's sizing pass (decoded lengths, byte-run check) rides the meta pass
+    lengths = tokenizer.length_rider(tokens, ds, de) if tokenizer is not None else None
     ms = meta_sums(tokens, meta, starts, ends, sc.plain_stop, len(reference_meta) if reference_meta else 0,
                    rider=lengths.rider if lengths is not None else None)
     meta_doc = ms.per_span
@@ -94,7 +94,8 @@ def run_accounting(tokens: np.ndarray, meta: MetaTable, *, bos_id: int | None, t
         t1 = time.perf_counter()
         if source is not None and has_docs and source.n_docs == len(ds):
             # bytes compared with the source's, document by document
-            acc.decoded_lengths, acc.decoded_vs_source = tokenizer.compare_stream(tokens, ds, de, source, max_examples)
+            acc.decoded_lengths, acc.decoded_vs_source = tokenizer.compare_stream(tokens, ds, de, source, max_examples,
+                                                                                  ridden=lengths)
         elif lengths is not None:
             acc.decoded_lengths = lengths.finish()
         else:  # only lengths are compared: counted without writing the bytes

@@ -101,11 +101,12 @@ class Tokenizer(ABC):
         return self.decode_stream(tokens, starts, ends)
 
     def compare_stream(self, tokens: np.ndarray, starts: np.ndarray, ends: np.ndarray, reference,
-                       max_examples: int = 20):
+                       max_examples: int = 20, ridden=None):
         """(decoded lengths, audit.accounting.compare.DocComparison with `reference`): every
         document decoded and compared with the reference document of the same index (equal
-        document counts; `reference` is a DocBytes or a StreamDocs). Backends override it to
-        compare without keeping the decoded bytes."""
+        document counts; `reference` is a DocBytes or a StreamDocs; `ridden`: what this
+        backend's length_rider returned, after the meta pass). Backends override it to compare
+        without keeping the decoded bytes."""
         from audit.accounting.compare import compare_docs
 
         dec = self.decode_stream(tokens, starts, ends)

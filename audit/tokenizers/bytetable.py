@@ -219,7 +219,13 @@ class SizingRider:
         self.spans = _Spans(starts - self.lo, ends - self.lo, self.n, skip_first)
         self.runs = _RunCheck(table.run_bytes, self.region, self.spans) \
             if check_runs and table.run_bytes is not None else None
-        self.points = np.append(starts - self.lo, self.n)  # sorted: the documents' starts, the end
+        # running sums wanted at the documents' starts, the end, and the edges of the chunks a
+        # later write pass will use (so the result is a whole Layout); kept sorted for lookups
+        self.edges = chunked.bounds(self.n)
+        wanted = np.concatenate([starts - self.lo, [self.n], self.edges])
+        self.order = np.argsort(wanted, kind="stable")
+        self.points = wanted[self.order]
+        self.n_docs = len(starts)
         self.parts: dict[int, tuple] = {}
 
     def chunk(self, a: int, b: int, ids: np.ndarray) -> None:
@@ -235,16 +241,26 @@ class SizingRider:
         errs = self.runs.errors(ra, rb, sub) if self.runs is not None else None
         self.parts[ra] = (i, j, at, total, errs)  # (one chunk per key: safe across threads)
 
-    def result(self) -> tuple[np.ndarray, np.ndarray | None]:
-        prefix = np.zeros(len(self.points), np.int64)
+    def layout(self) -> "Layout":
+        """After the carrying pass: what ByteTable.layout would have returned."""
+        at = np.zeros(len(self.points), np.int64)
         base = 0
         for ra in sorted(self.parts):
-            i, j, at, total, _ = self.parts[ra]
-            prefix[i:j] = at + base
+            i, j, part, total, _ = self.parts[ra]
+            at[i:j] = part + base
             base += total
-        prefix[self.points >= self.n] = base
+        at[self.points >= self.n] = base
+        prefix = np.empty_like(at)
+        prefix[self.order] = at
         errs = [self.parts[ra][4] for ra in sorted(self.parts)]
-        return np.diff(prefix), (self.runs.documents(errs) if self.runs is not None else None)
+        bad = self.runs.documents(errs) if self.runs is not None else None
+        k = self.n_docs
+        return Layout(self.region, self.lo, self.spans, self.edges, prefix[:k + 1], prefix[k + 1:], base, bad)
+
+    def result(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """After the carrying pass: (per-document lengths, bad-run mask or None)."""
+        lay = self.layout()
+        return np.diff(lay.offsets), lay.bad_runs
 
 
 @dataclass(frozen=True)

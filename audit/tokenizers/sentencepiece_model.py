@@ -252,18 +252,22 @@ class SentencePieceTokenizer(Tokenizer):
         return self.decode_stream(tokens, starts, ends)
 
     def compare_stream(self, tokens: np.ndarray, starts: np.ndarray, ends: np.ndarray, reference,
-                       max_examples: int = 20):
+                       max_examples: int = 20, ridden=None):
         """The usual exact case without writing the candidate's bytes in full: when every
         document decodes by table (no invalid run, no odd start) to the reference's length, chunk
         bytes are compared with the reference where they are made (ByteTable.differing, or
         ByteTable.differing_walk when the reference is a token stream not yet decoded); any other
-        case decodes the whole stream and compares document by document."""
+        case decodes the whole stream and compares document by document. `ridden`: this
+        stream's length_rider after the meta pass carried it (its layout; no sizing pass here)."""
         from audit.accounting.compare import DocComparison, bad_doc
 
         plan = self._plan(tokens, starts, ends)
         if plan is not None and plan[5] and not plan[3].any():
             tokens, starts, ends, _, strip, _ = plan
-            lay = self.table.layout(tokens, starts, ends, skip_first=strip, check_runs=True)
+            if isinstance(ridden, _LengthRider) and ridden.carries(tokens, starts, ends):
+                lay = ridden.rider.layout()
+            else:
+                lay = self.table.layout(tokens, starts, ends, skip_first=strip, check_runs=True)
             lengths = np.diff(lay.offsets)
             if not lay.bad_runs.any() and np.array_equal(lengths, reference.lengths):
                 walk = getattr(reference, "walk", None)
@@ -349,6 +353,10 @@ class _LengthRider:
     def __init__(self, tok: SentencePieceTokenizer, tokens, starts, ends, slow, strip):
         self.tok, self.tokens, self.starts, self.ends, self.slow = tok, tokens, starts, ends, slow
         self.rider = SizingRider(tok.table, tokens, starts, ends, skip_first=strip, check_runs=True)
+
+    def carries(self, tokens, starts, ends) -> bool:
+        """Whether this rider measured these very spans of this very stream."""
+        return tokens is self.tokens and np.array_equal(starts, self.starts) and np.array_equal(ends, self.ends)
 
     def finish(self) -> np.ndarray:
         lengths, bad = self.rider.result()
