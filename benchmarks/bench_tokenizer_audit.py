@@ -12,7 +12,8 @@ both decoders are right. Then it times, each in a fresh child process (median of
   decoded  + static checks and decoding every candidate document (vectorised decoder)
   source   + decoding the source stream and the document-by-document three-way comparison
 
-and the straightforward approach, once each, on all documents:
+and the straightforward approach on all documents, each run as often and interleaved with them
+(one round: meta, decoded, source, naive-decoded, naive-source), medians compared:
 
   naive-decoded  Python loop splitting the candidate into documents + sentencepiece DecodeIds
                  per document (the work of `decoded`)
@@ -252,18 +253,16 @@ def main() -> None:
     # built in a child so this process stays small (ru_maxrss survives fork+exec on Linux)
     files = child("build", {}, ["--docs", str(a.docs), "--tokens", str(a.tokens), "--shape", a.shape])
     print(f"synthetic set ready in {time.perf_counter() - t0:.1f} s: {files['cand']}")
-    runs: dict[str, list[dict]] = {m: [] for m in ("meta", "decoded", "source")}
-    for _ in range(a.repeat):  # interleaved, so a slow spell of the machine hits every mode
-        for mode in runs:
+    modes = ("meta", "decoded", "source", "naive-decoded", "naive-source")
+    runs: dict[str, list[dict]] = {m: [] for m in modes}
+    for _ in range(a.repeat):  # interleaved, baselines too, so a slow spell of the machine hits every mode
+        for mode in modes:
             runs[mode].append(child(mode, files))
     results = {}
     for mode, rs in runs.items():
         walls = sorted(r["wall_s"] for r in rs)
         results[mode] = {**rs[0], "wall_s": walls[len(walls) // 2], "wall_all_s": [r["wall_s"] for r in rs],
                          "peak_rss_mb": max(r["peak_rss_mb"] for r in rs)}
-        print(f"{mode:14s} {json.dumps(results[mode])}")
-    for mode in ("naive-decoded", "naive-source"):
-        results[mode] = child(mode, files)
         print(f"{mode:14s} {json.dumps(results[mode])}")
     src, nv = results["source"], results["naive-source"]
     assert src["source_bytes"] == nv["source_bytes"] and src["meta_bytes"] == nv["meta_bytes"], "the two disagree"
