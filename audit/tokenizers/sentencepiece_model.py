@@ -226,7 +226,10 @@ class SentencePieceTokenizer(Tokenizer):
         if not in_model:
             return self.decode_stream(tokens, starts, ends).lengths
         lengths, bad = self.table.lengths(tokens, starts, ends, skip_first=strip, check_runs=True)
-        slow |= bad
+        return self._exact_where(lengths, slow | bad, tokens, starts, ends)
+
+    def _exact_where(self, lengths, slow, tokens, starts, ends) -> np.ndarray:
+        """Table lengths, with the `slow` documents' lengths from the exact decoder."""
         for k in np.flatnonzero(slow).tolist():
             lengths[k] = len(self.decode(tokens[starts[k]:ends[k]]))
         return lengths
@@ -360,8 +363,5 @@ class _LengthRider:
 
     def finish(self) -> np.ndarray:
         lengths, bad = self.rider.result()
-        slow = self.slow | bad
-        for k in np.flatnonzero(slow).tolist():
-            lengths[k] = len(self.tok.decode(self.tokens[self.starts[k]:self.ends[k]]))
-        return lengths
+        return self.tok._exact_where(lengths, self.slow | bad, self.tokens, self.starts, self.ends)
 
