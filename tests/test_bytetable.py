@@ -7,16 +7,20 @@ from hypothesis import strategies as st
 from audit.tokenizers.bytetable import ByteTable
 
 
+def _case(pieces, stream, cuts):
+    """The table, the stream, and spans cut at `cuts`, separated by one skipped position (a BOS),
+    like documents."""
+    bounds = sorted({min(c, len(stream)) for c in cuts} | {0, len(stream)})
+    starts = np.array(bounds[:-1], dtype=np.int64)
+    ends = np.maximum(np.array(bounds[1:], dtype=np.int64) - 1, starts)
+    return ByteTable(pieces), np.array(stream, dtype=np.uint16), starts, ends
+
+
 @settings(max_examples=150, deadline=None)
 @given(pieces=st.lists(st.binary(max_size=6), min_size=1, max_size=20),
        stream=st.lists(st.integers(0, 30), max_size=200), cuts=st.lists(st.integers(0, 200), max_size=12))
 def test_gather_equals_python_join(pieces, stream, cuts):
-    table = ByteTable(pieces)
-    tokens = np.array(stream, dtype=np.uint16)
-    bounds = sorted({min(c, len(stream)) for c in cuts} | {0, len(stream)})
-    # spans separated by one skipped position (a BOS), like documents
-    starts = np.array(bounds[:-1], dtype=np.int64)
-    ends = np.maximum(np.array(bounds[1:], dtype=np.int64) - 1, starts)
+    table, tokens, starts, ends = _case(pieces, stream, cuts)
     docs, pos = table.gather(tokens, starts, ends, with_positions=True)
     expect = [b"".join(pieces[t] if t < len(pieces) else b"" for t in stream[s:e])
               for s, e in zip(starts.tolist(), ends.tolist())]
@@ -30,11 +34,7 @@ def test_gather_equals_python_join(pieces, stream, cuts):
 @given(pieces=st.lists(st.binary(max_size=6), min_size=1, max_size=20),
        stream=st.lists(st.integers(0, 30), max_size=200), cuts=st.lists(st.integers(0, 200), max_size=12))
 def test_zero_positions_are_the_silent_tokens(pieces, stream, cuts):
-    table = ByteTable(pieces)
-    tokens = np.array(stream, dtype=np.uint16)
-    bounds = sorted({min(c, len(stream)) for c in cuts} | {0, len(stream)})
-    starts = np.array(bounds[:-1], dtype=np.int64)
-    ends = np.maximum(np.array(bounds[1:], dtype=np.int64) - 1, starts)
+    table, tokens, starts, ends = _case(pieces, stream, cuts)
     plain = table.gather(tokens, starts, ends)
     docs, zeros = table.gather(tokens, starts, ends, zero_positions=True)
     assert docs.to_list() == plain.to_list()
